@@ -1,0 +1,124 @@
+"""Architecture descriptions of the supported register ViTs, addressable by name."""
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .block import FFNKind, NormKind
+
+
+@dataclass(frozen=True)
+class ViTArch:
+    """Every architectural choice of :class:`RegisterViT`.
+
+    Attributes:
+        patch_size: side of a square patch in pixels.
+        embed_dim, depth, num_heads, mlp_ratio: the usual transformer sizes.
+        qkv_bias, proj_bias, ffn_bias: biases of the attention input / output and the FFN.
+        ffn_layer: ``'mlp'`` (GELU) or ``'swiglu'`` (DINOv2 ViT-g).
+        layerscale_init: LayerScale initial value, ``None`` for no LayerScale (DINO v1).
+        norm_layer, norm_eps: ``'layernorm'`` or ``'rmsnorm'`` and its epsilon.
+        class_token: whether the model has a cls token.
+        num_register_tokens: number of register tokens (0 for none).
+        registers_before_cls: token order ``[reg, cls, patches]`` (birder) instead of DINOv2's
+            ``[cls, reg, patches]``.
+        pos_embed_grid: (rows, cols) patch grid the position embeddings were trained for.
+        pos_embed_includes_cls: the position table has a leading row added to the cls token.
+        interpolate_antialias, interpolate_offset: how position embeddings are resampled to
+            other grids (see :func:`resample_pos_embed`).
+    """
+
+    patch_size: int = 14
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    proj_bias: bool = True
+    ffn_bias: bool = True
+    ffn_layer: FFNKind = "mlp"
+    layerscale_init: float | None = 1e-5
+    norm_layer: NormKind = "layernorm"
+    norm_eps: float = 1e-6
+    class_token: bool = True
+    num_register_tokens: int = 0
+    registers_before_cls: bool = False
+    pos_embed_grid: tuple[int, int] = (37, 37)
+    pos_embed_includes_cls: bool = True
+    interpolate_antialias: bool = False
+    interpolate_offset: float = 0.1
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patches: cls (if any) plus registers."""
+        return int(self.class_token) + self.num_register_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-friendly) of all fields."""
+        return asdict(self)
+
+
+_DINOV2 = ViTArch()
+_DINOV2_REG = replace(
+    _DINOV2, num_register_tokens=4, interpolate_antialias=True, interpolate_offset=0.0
+)
+_DINO = ViTArch(layerscale_init=None, pos_embed_grid=(14, 14))
+_SIZES = {
+    "s": dict(embed_dim=384, depth=12, num_heads=6),
+    "b": dict(embed_dim=768, depth=12, num_heads=12),
+    "l": dict(embed_dim=1024, depth=24, num_heads=16),
+    "g": dict(embed_dim=1536, depth=40, num_heads=24, ffn_layer="swiglu"),
+}
+
+ARCHS: dict[str, ViTArch] = {}
+for _size in "sblg":
+    ARCHS[f"vit{_size}14"] = replace(_DINOV2, **_SIZES[_size])
+    ARCHS[f"vit{_size}14_reg4"] = replace(_DINOV2_REG, **_SIZES[_size])
+for _size in "sb":
+    for _patch in (8, 16):
+        ARCHS[f"dino_vit{_size}{_patch}"] = replace(
+            _DINO, patch_size=_patch, pos_embed_grid=(224 // _patch,) * 2, **_SIZES[_size]
+        )
+# Layout of birder's I-JEPA register ViTs: RMSNorm, patch 16, registers and no cls token.
+ARCHS["vitb16_reg4_rms_nocls"] = ViTArch(
+    patch_size=16,
+    layerscale_init=None,
+    norm_layer="rmsnorm",
+    class_token=False,
+    num_register_tokens=4,
+    pos_embed_grid=(14, 14),
+    pos_embed_includes_cls=False,
+    interpolate_antialias=True,
+    interpolate_offset=0.0,
+    **_SIZES["b"],
+)
+
+
+def resolve_arch(arch: str | ViTArch | dict[str, Any] | None, **overrides: Any) -> ViTArch:
+    """Turn a preset name, a :class:`ViTArch`, a dict of fields or ``None`` (defaults, ViT-S/14)
+    into a :class:`ViTArch`, with ``overrides`` applied on top. Unknown names fail loudly."""
+    if arch is None:
+        base = ViTArch()
+    elif isinstance(arch, ViTArch):
+        base = arch
+    elif isinstance(arch, dict):
+        base = ViTArch(**_check_fields(arch))
+    elif arch in ARCHS:
+        base = ARCHS[arch]
+    else:
+        raise KeyError(f"unknown backbone arch {arch!r}; available: {', '.join(sorted(ARCHS))}")
+    overrides = _check_fields(overrides)
+    if "pos_embed_grid" in overrides:
+        grid = overrides["pos_embed_grid"]
+        overrides["pos_embed_grid"] = (grid, grid) if isinstance(grid, int) else tuple(grid)
+    return replace(base, **overrides)
+
+
+def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
+    known = {f.name for f in fields(ViTArch)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(f"unknown backbone arguments {unknown}; valid: {sorted(known)}")
+    values = dict(values)
+    if isinstance(values.get("pos_embed_grid"), list):
+        values["pos_embed_grid"] = tuple(values["pos_embed_grid"])
+    return values

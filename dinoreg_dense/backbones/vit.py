@@ -1,0 +1,291 @@
+"""The register Vision Transformer: the one place that knows the token layout."""
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import MODELS
+from .attention import AttentionMaps
+from .block import Block, make_norm
+from .pos_embed import resample_pos_embed
+from .presets import ViTArch, resolve_arch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ViTFeatures:
+    """Multi-layer backbone outputs with the prefix tokens split off.
+
+    Attributes:
+        patch_maps: one (B, C, H / p, W / p) map per requested layer, registers dropped.
+        cls_tokens: one (B, C) tensor per requested layer, or ``None`` without a cls token.
+        register_tokens: one (B, R, C) tensor per requested layer (R may be 0).
+        indices: absolute block index of each output.
+        patch_size: p.
+        padding: (bottom, right) pixels added to reach a multiple of p; crop them from
+            predictions made at input resolution.
+        attention: q / k / v / attention of the last block when asked for, over the full token
+            sequence; ``num_prefix_tokens`` says how many leading tokens are not patches.
+        num_prefix_tokens: cls + registers.
+    """
+
+    patch_maps: list[Tensor]
+    cls_tokens: list[Tensor] | None
+    register_tokens: list[Tensor]
+    indices: list[int]
+    patch_size: int
+    padding: tuple[int, int]
+    attention: AttentionMaps | None = None
+    num_prefix_tokens: int = 0
+
+
+@MODELS.register_module()
+class RegisterViT(nn.Module):
+    """ViT with optional cls token and register tokens returning multi-layer 4D patch maps.
+
+    Args:
+        arch: preset name (see ``ARCHS``: ``vits14_reg4``, ``dino_vitb16`` ...), a
+            :class:`ViTArch`, a dict of its fields, or ``None`` (ViT-S/14 defaults; with an
+            HF folder as ``checkpoint`` the architecture comes from its ``config.json``).
+        checkpoint: pretrained weights (official DINOv2 / DINO ``.pth``, HF folder, timm state
+            dict, our safetensors). A missing file is an error; ``None`` warns about random init.
+        out_indices: blocks whose outputs ``forward`` returns; negative counts from the end; an
+            int ``n`` means the last n blocks.
+        norm_outputs: apply the final norm to every returned layer.
+        frozen: eval mode and no gradients, whatever ``train()`` is called with.
+        drop_path_rate: stochastic depth, increasing linearly to this value over the blocks.
+        **arch_overrides: any :class:`ViTArch` field, overriding the preset (e.g. ``depth=2``).
+    """
+
+    def __init__(
+        self,
+        arch: str | ViTArch | dict[str, Any] | None = "vits14_reg4",
+        checkpoint: str | Path | None = None,
+        out_indices: int | Sequence[int] = (-1,),
+        norm_outputs: bool = True,
+        frozen: bool = False,
+        drop_path_rate: float = 0.0,
+        **arch_overrides: Any,
+    ) -> None:
+        super().__init__()
+        if arch is None and checkpoint is not None:
+            from ..checkpoint import read_arch
+
+            arch = read_arch(checkpoint)
+        self.arch = resolve_arch(arch, **arch_overrides)
+        a = self.arch
+        self.patch_size = a.patch_size
+        self.embed_dim = a.embed_dim
+        self.num_register_tokens = a.num_register_tokens
+        self.num_prefix_tokens = a.num_prefix_tokens
+        self.out_indices = self._normalise_indices(out_indices)
+        self.norm_outputs = norm_outputs
+        self.frozen = frozen
+
+        self.patch_embed = nn.Conv2d(3, a.embed_dim, a.patch_size, stride=a.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, a.embed_dim)) if a.class_token else None
+        self.register_tokens = (
+            nn.Parameter(torch.zeros(1, a.num_register_tokens, a.embed_dim))
+            if a.num_register_tokens
+            else None
+        )
+        pos_rows = a.pos_embed_grid[0] * a.pos_embed_grid[1]
+        pos_rows += int(a.class_token and a.pos_embed_includes_cls)
+        self.pos_embed = nn.Parameter(torch.zeros(1, pos_rows, a.embed_dim))
+        drop_rates = torch.linspace(0, drop_path_rate, a.depth).tolist()
+        self.blocks = nn.ModuleList(
+            Block(
+                a.embed_dim,
+                a.num_heads,
+                mlp_ratio=a.mlp_ratio,
+                qkv_bias=a.qkv_bias,
+                proj_bias=a.proj_bias,
+                ffn_bias=a.ffn_bias,
+                ffn_layer=a.ffn_layer,
+                layerscale_init=a.layerscale_init,
+                norm_layer=a.norm_layer,
+                norm_eps=a.norm_eps,
+                drop_path=rate,
+            )
+            for rate in drop_rates
+        )
+        self.norm = make_norm(a.norm_layer, a.embed_dim, a.norm_eps)
+        self._init_weights()
+
+        if checkpoint is not None:
+            from ..checkpoint import load_pretrained
+
+            load_pretrained(self, checkpoint)
+        else:
+            logger.warning(
+                "RegisterViT(%s) has RANDOM weights: no checkpoint was given. Set "
+                "model.backbone.checkpoint=<file or HF folder> to use pretrained weights.",
+                arch if isinstance(arch, str) else "custom",
+            )
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    # ------------------------------------------------------------------ set-up
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        if self.register_tokens is not None:
+            nn.init.normal_(self.register_tokens, std=1e-6)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def _normalise_indices(self, out_indices: int | Sequence[int]) -> list[int]:
+        depth = self.arch.depth
+        if isinstance(out_indices, int):
+            if not 1 <= out_indices <= depth:
+                raise ValueError(f"cannot take the last {out_indices} of {depth} blocks")
+            return list(range(depth - out_indices, depth))
+        indices = [i + depth if i < 0 else i for i in out_indices]
+        bad = [i for i, j in zip(out_indices, indices, strict=True) if not 0 <= j < depth]
+        if bad or not indices:
+            raise ValueError(f"out_indices {list(out_indices)} invalid for depth {depth}")
+        return indices
+
+    def train(self, mode: bool = True) -> "RegisterViT":
+        """Like ``nn.Module.train`` but a frozen backbone stays in eval mode."""
+        return super().train(mode and not self.frozen)
+
+    @property
+    def num_layers(self) -> int:
+        """Number of transformer blocks."""
+        return self.arch.depth
+
+    # ------------------------------------------------------------------ tokens
+    def _embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int], tuple[int, int]]:
+        """(B, 3, H, W) -> tokens (B, T, C), patch grid (h, w), padding (bottom, right)."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
+        p = self.patch_size
+        pad_h, pad_w = (-x.shape[-2]) % p, (-x.shape[-1]) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        patches = self.patch_embed(x)
+        grid = (patches.shape[-2], patches.shape[-1])
+        patches = patches.flatten(2).transpose(1, 2)
+        a = self.arch
+        has_cls_row = a.class_token and a.pos_embed_includes_cls
+        patch_pos = resample_pos_embed(
+            self.pos_embed[:, int(has_cls_row) :],
+            a.pos_embed_grid,
+            grid,
+            antialias=a.interpolate_antialias,
+            offset=a.interpolate_offset,
+        )
+        patches = patches + patch_pos.to(patches.dtype)
+        b = x.shape[0]
+        prefix = []
+        if self.cls_token is not None:
+            cls = self.cls_token + self.pos_embed[:, :1] if has_cls_row else self.cls_token
+            prefix.append(cls.expand(b, -1, -1))
+        if self.register_tokens is not None:
+            regs = self.register_tokens.expand(b, -1, -1)
+            prefix.insert(0 if a.registers_before_cls else len(prefix), regs)
+        return torch.cat([*prefix, patches], dim=1), grid, (pad_h, pad_w)
+
+    def split_tokens(self, tokens: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        """(B, T, C) -> cls (B, C) or None, registers (B, R, C), patches (B, N, C)."""
+        r = self.num_register_tokens
+        has_cls = self.cls_token is not None
+        if self.arch.registers_before_cls:
+            regs = tokens[:, :r]
+            cls = tokens[:, r] if has_cls else None
+        else:
+            cls = tokens[:, 0] if has_cls else None
+            regs = tokens[:, int(has_cls) : int(has_cls) + r]
+        return cls, regs, tokens[:, self.num_prefix_tokens :]
+
+    # ------------------------------------------------------------------ forward
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        out_indices: int | Sequence[int] | None = None,
+        norm: bool | None = None,
+        return_attention: bool = False,
+    ) -> ViTFeatures:
+        """Run the blocks and collect the requested layers as 4D patch maps.
+
+        Args:
+            x: (B, 3, H, W) normalised images; H and W are padded up to a multiple of p.
+            out_indices: overrides the constructor's ``out_indices``.
+            norm: overrides ``norm_outputs`` (apply the final norm to each output).
+            return_attention: also return q / k / v / attention of the last block; then all
+                blocks run even if the requested layers end earlier.
+        """
+        indices = self.out_indices if out_indices is None else self._normalise_indices(out_indices)
+        norm = self.norm_outputs if norm is None else norm
+        tokens, (gh, gw), padding = self._embed(x)
+        last = len(self.blocks) - 1 if return_attention else max(indices)
+        wanted = set(indices)
+        outputs: dict[int, Tensor] = {}
+        maps = None
+        for i, block in enumerate(self.blocks[: last + 1]):
+            if return_attention and i == len(self.blocks) - 1:
+                tokens, maps = block.forward_with_attention(tokens)
+            else:
+                tokens = block(tokens)
+            if i in wanted:
+                outputs[i] = self.norm(tokens) if norm else tokens
+        patch_maps, cls_tokens, register_tokens = [], [], []
+        for i in indices:
+            cls, regs, patches = self.split_tokens(outputs[i])
+            b, _, c = patches.shape
+            patch_maps.append(patches.transpose(1, 2).reshape(b, c, gh, gw))
+            cls_tokens.append(cls)
+            register_tokens.append(regs)
+        return ViTFeatures(
+            patch_maps=patch_maps,
+            cls_tokens=cls_tokens if self.cls_token is not None else None,
+            register_tokens=register_tokens,
+            indices=list(indices),
+            patch_size=self.patch_size,
+            padding=padding,
+            attention=maps,
+            num_prefix_tokens=self.num_prefix_tokens,
+        )
+
+    def forward(self, x: Tensor) -> ViTFeatures:
+        """(B, 3, H, W) -> :class:`ViTFeatures` for the constructor's ``out_indices``."""
+        return self.forward_intermediates(x)
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor | None]:
+        """DINOv2-style dict of the last layer: ``x_norm_clstoken`` (B, C) or None,
+        ``x_norm_regtokens`` (B, R, C), ``x_norm_patchtokens`` (B, N, C), ``x_prenorm``
+        (B, T, C)."""
+        tokens, _, _ = self._embed(x)
+        for block in self.blocks:
+            tokens = block(tokens)
+        cls, regs, patches = self.split_tokens(self.norm(tokens))
+        return {
+            "x_norm_clstoken": cls,
+            "x_norm_regtokens": regs,
+            "x_norm_patchtokens": patches,
+            "x_prenorm": tokens,
+        }
+
+
+def count_flops(arch: ViTArch, height: int, width: int) -> float:
+    """Forward FLOPs (2 per multiply-add) of the transformer at an input size:
+    2 * [L * (12 T D^2 + 2 T^2 D) + P D 3 p^2] with T tokens, P patches, p patch size."""
+    p = arch.patch_size
+    patches = math.ceil(height / p) * math.ceil(width / p)
+    t = patches + arch.num_prefix_tokens
+    d = arch.embed_dim
+    return 2.0 * (arch.depth * (12 * t * d * d + 2 * t * t * d) + patches * d * 3 * p * p)
