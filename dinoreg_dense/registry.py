@@ -11,7 +11,9 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -28,9 +30,7 @@ MODELS = Registry(
     ],
 )
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, locations=["dinoreg_dense.datasets"])
-TRANSFORMS = Registry(
-    "transform", parent=MMENGINE_TRANSFORMS, locations=["dinoreg_dense.datasets"]
-)
+TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, locations=["dinoreg_dense.datasets"])
 DATA_SAMPLERS = Registry(
     "data sampler", parent=MMENGINE_DATA_SAMPLERS, locations=["dinoreg_dense.datasets"]
 )
@@ -50,3 +50,7 @@ VISUALIZERS = Registry(
 VISBACKENDS = Registry(
     "vis_backend", parent=MMENGINE_VISBACKENDS, locations=["dinoreg_dense.visualization"]
 )
+OPTIM_WRAPPERS = Registry(
+    "optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, locations=["dinoreg_dense.engine"]
+)
+RUNNERS = Registry("runner", parent=MMENGINE_RUNNERS, locations=["dinoreg_dense.engine"])

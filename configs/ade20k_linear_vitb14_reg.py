@@ -1,0 +1,8 @@
+# DINOv2 linear evaluation on ADE20K with ViT-B/14 + 4 registers (frozen).
+_base_ = [
+    "./_base_/models/linear_vits_reg.py",
+    "./_base_/datasets/ade20k.py",
+    "./_base_/schedules/schedule_40k.py",
+    "./_base_/default_runtime.py",
+]
+model = dict(backbone=dict(arch="vitb14_reg4"), decode_head=dict(in_channels=768))

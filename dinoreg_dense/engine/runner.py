@@ -1,0 +1,68 @@
+"""MMEngine Runner with safe checkpoint loading and atomic checkpoint writes."""
+
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+from ..registry import RUNNERS
+from .atomic_backend import install_atomic_backend
+from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint
+
+
+@RUNNERS.register_module()
+class DenseRunner(Runner):
+    """``Runner`` that
+
+    * loads its own run checkpoints (``--resume``, ``load_from``, ``tools/test.py``) with
+      ``weights_only=True`` and an allowlist of MMEngine's log classes, which plain MMEngine
+      cannot do on torch >= 2.6;
+    * refuses checkpoints whose tensors do not fit the model (e.g. another class count) with
+      an error naming the file and the fix, where MMEngine would only warn;
+    * writes checkpoints atomically, so a run killed while saving resumes from the last one;
+    * trains distributed on CPU (``torchrun ... --launcher pytorch`` without GPUs) with gloo,
+      where MMEngine would call ``torch.cuda.set_device``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        install_atomic_backend()
+        super().__init__(*args, **kwargs)
+
+    def setup_env(self, env_cfg: dict) -> None:
+        """Start a gloo process group ourselves on machines without CUDA, then MMEngine's."""
+        if self.distributed and not torch.cuda.is_available() and not torch_dist.is_initialized():
+            torch_dist.init_process_group(backend="gloo")
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg: dict | None, model: torch.nn.Module) -> torch.nn.Module:
+        """MMEngine's wrapping, except DDP over CPU modules takes no ``device_ids``."""
+        if not self.distributed or torch.cuda.is_available() or is_model_wrapper(model):
+            return super().wrap_model(model_wrapper_cfg, model)
+        cfg = dict(model_wrapper_cfg or {})
+        cfg.pop("type", None)
+        cfg.setdefault("broadcast_buffers", False)
+        cfg.setdefault("find_unused_parameters", self.cfg.get("find_unused_parameters", False))
+        return MMDistributedDataParallel(module=model, device_ids=None, **cfg)
+
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location: Any = "cpu",
+        strict: bool = False,
+        revise_keys: list | None = None,
+    ) -> dict:
+        """Load ``filename`` into the model; returns the checkpoint dict."""
+        checkpoint = load_run_checkpoint(filename, map_location=map_location)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        state_dict = checkpoint.get("state_dict", checkpoint)
+        state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+        check_state_dict_shapes(model, state_dict, filename)
+        checkpoint["state_dict"] = state_dict
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=[])
+        self._has_loaded = True
+        self.logger.info(f"Loaded checkpoint {filename}")
+        return checkpoint

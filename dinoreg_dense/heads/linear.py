@@ -1,0 +1,65 @@
+"""DINOv2's linear segmentation probe: BatchNorm then a 1x1 convolution on patch maps."""
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..backbones import ViTFeatures
+from ..registry import MODELS
+
+
+@MODELS.register_module()
+class LinearHead(nn.Module):
+    """Per-patch linear classifier over one layer ("linear") or several concatenated ("+ms").
+
+    Args:
+        in_channels: channels after concatenating the selected maps (D, or 4 * D for +ms).
+        num_classes: number of output classes.
+        in_index: which of the backbone's returned maps to use; an int or a sequence.
+        use_bn: BatchNorm on the features first (DINOv2's BNHead does).
+        dropout: dropout probability before the classifier.
+        loss_decode: config of the loss applied to the upsampled logits.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        in_index: int | Sequence[int] = -1,
+        use_bn: bool = True,
+        dropout: float = 0.0,
+        loss_decode: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_index = [in_index] if isinstance(in_index, int) else list(in_index)
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.bn = nn.BatchNorm2d(in_channels) if use_bn else nn.Identity()
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(in_channels, num_classes, kernel_size=1)
+        nn.init.normal_(self.conv_seg.weight, std=0.01)
+        nn.init.zeros_(self.conv_seg.bias)
+        self.loss_decode = MODELS.build(loss_decode or dict(type="CrossEntropyLoss"))
+
+    def forward(self, features: ViTFeatures) -> Tensor:
+        """Selected (B, C_i, h, w) maps -> logits (B, num_classes, h, w) on the patch grid."""
+        maps = [features.patch_maps[i] for i in self.in_index]
+        size = maps[0].shape[-2:]
+        maps = [m if m.shape[-2:] == size else _resize(m, size) for m in maps]
+        x = torch.cat(maps, dim=1)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"LinearHead expects {self.in_channels} input channels but the selected backbone "
+                f"layers give {x.shape[1]}; set decode_head.in_channels={x.shape[1]}"
+            )
+        return self.conv_seg(self.dropout(self.bn(x)))
+
+    def loss(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """logits: (B, K, h, w) already resized to the label size (B, H, W) -> loss dict."""
+        return {self.loss_decode.loss_name: self.loss_decode(logits, labels)}
+
+
+def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)

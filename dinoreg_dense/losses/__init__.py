@@ -1,0 +1,5 @@
+"""Losses for the dense heads."""
+
+from .cross_entropy import CrossEntropyLoss
+
+__all__ = ["CrossEntropyLoss"]

@@ -1,0 +1,36 @@
+"""Pixel-wise cross-entropy with an ignore label."""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import MODELS
+
+
+@MODELS.register_module()
+class CrossEntropyLoss(nn.Module):
+    """Mean cross-entropy over the pixels whose label is not ``ignore_index``.
+
+    Args:
+        ignore_index: label excluded from the loss (255 in all our datasets).
+        loss_weight: multiplies the loss.
+        loss_name: key under which the loss is logged; must start with ``loss``.
+    """
+
+    def __init__(
+        self, ignore_index: int = 255, loss_weight: float = 1.0, loss_name: str = "loss_ce"
+    ) -> None:
+        super().__init__()
+        if not loss_name.startswith("loss"):
+            raise ValueError(f"loss_name must start with 'loss' to be optimised, got {loss_name}")
+        self.ignore_index = ignore_index
+        self.loss_weight = loss_weight
+        self.loss_name = loss_name
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """logits: (B, K, H, W), labels: (B, H, W) int64 -> scalar."""
+        valid = labels != self.ignore_index
+        if not valid.any():
+            # A crop made only of ignored pixels: a zero that still carries the graph.
+            return logits.sum() * 0.0
+        loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+        return self.loss_weight * loss
