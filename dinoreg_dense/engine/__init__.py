@@ -3,7 +3,13 @@
 from .atomic_backend import AtomicLocalBackend, install_atomic_backend
 from .cpu_autocast import CPUAutocastOptimWrapper
 from .layer_decay import LayerDecayOptimWrapperConstructor, vit_layer_id
-from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint
+from .prediction_writer import SegPredictionWriterHook
+from .run_checkpoint import (
+    check_state_dict_shapes,
+    load_run_checkpoint,
+    portable_message_hub,
+    restore_message_hub,
+)
 from .runner import DenseRunner
 
 __all__ = [
@@ -11,8 +17,11 @@ __all__ = [
     "CPUAutocastOptimWrapper",
     "DenseRunner",
     "LayerDecayOptimWrapperConstructor",
+    "SegPredictionWriterHook",
     "check_state_dict_shapes",
     "install_atomic_backend",
     "load_run_checkpoint",
+    "portable_message_hub",
+    "restore_message_hub",
     "vit_layer_id",
 ]

@@ -33,12 +33,18 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     Frozen parameters (``requires_grad=False``) are left out of the optimizer.
     """
 
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
+        # Explicit defaults keep paramwise_cfg non-empty, so MMEngine always goes through
+        # add_params (which skips frozen weights) instead of passing model.parameters().
+        defaults = dict(backbone_lr_mult=1.0, layer_decay_rate=1.0, no_weight_decay_1d=True)
+        super().__init__(optim_wrapper_cfg, {**defaults, **(paramwise_cfg or {})})
+
     def add_params(self, params: list[dict], module: nn.Module, **kwargs: object) -> None:
         """Fill ``params`` with one group per trainable parameter."""
         cfg = self.paramwise_cfg
-        backbone_mult = float(cfg.get("backbone_lr_mult", 1.0))
-        decay_rate = float(cfg.get("layer_decay_rate", 1.0))
-        skip_1d = bool(cfg.get("no_weight_decay_1d", True))
+        backbone_mult = float(cfg["backbone_lr_mult"])
+        decay_rate = float(cfg["layer_decay_rate"])
+        skip_1d = bool(cfg["no_weight_decay_1d"])
         backbone = getattr(module, "backbone", None)
         num_layers = len(getattr(backbone, "blocks", ()))
         for name, param in module.named_parameters():

@@ -1,8 +1,11 @@
 """Loading MMEngine run checkpoints (ours) safely on torch >= 2.6.
 
-Run checkpoints hold, besides tensors, MMEngine's ``HistoryBuffer`` log history (numpy arrays).
-``torch.load(weights_only=True)`` rejects them; instead of unpickling arbitrary code with
-``weights_only=False`` we allow exactly the few classes such a checkpoint contains.
+MMEngine stores its ``HistoryBuffer`` log history in run checkpoints; a pickled HistoryBuffer
+refers to ``getattr`` and its class, which ``torch.load(weights_only=True)`` rightly rejects, so
+plain MMEngine must resume with ``weights_only=False`` (arbitrary code execution). Our runner
+instead saves the log history as plain lists (:func:`portable_message_hub`) and rebuilds the
+buffers on load (:func:`restore_message_hub`); loading then needs only numpy arrays on top of
+the weights-only allowlist.
 """
 
 from pathlib import Path
@@ -13,14 +16,40 @@ import torch
 from mmengine.logging import HistoryBuffer
 from torch import nn
 
+_HISTORY_KEY = "__history_buffer__"
 
-def _run_checkpoint_globals() -> list[Any]:
-    """Classes a MMEngine run checkpoint may contain beyond plain tensors and containers."""
-    allowed: list[Any] = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct]
-    allowed += [np.dtype(t).type for t in ("f4", "f8", "i4", "i8", "u1", "b1")]
-    allowed += [type(np.dtype(t)) for t in ("f4", "f8", "i4", "i8", "u1", "b1")]
-    allowed.append(np.core.multiarray.scalar)
-    return allowed
+
+def portable_message_hub(state: dict[str, Any]) -> dict[str, Any]:
+    """MessageHub state dict with every ``HistoryBuffer`` replaced by a dict of plain lists."""
+    scalars = {}
+    for key, buffer in state.get("log_scalars", {}).items():
+        if isinstance(buffer, HistoryBuffer):
+            logs, counts = buffer.data
+            buffer = {
+                _HISTORY_KEY: True,
+                "log_history": logs.tolist(),
+                "count_history": counts.tolist(),
+                "max_length": buffer.max_length,
+            }
+        scalars[key] = buffer
+    return {**state, "log_scalars": scalars}
+
+
+def restore_message_hub(state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`portable_message_hub`."""
+    scalars = {}
+    for key, value in state.get("log_scalars", {}).items():
+        if isinstance(value, dict) and value.get(_HISTORY_KEY):
+            value = HistoryBuffer(value["log_history"], value["count_history"], value["max_length"])
+        scalars[key] = value
+    return {**state, "log_scalars": scalars}
+
+
+def _numpy_globals() -> list[Any]:
+    """numpy array reconstruction, for metadata that holds arrays (e.g. palettes)."""
+    dtypes = [np.dtype(t) for t in ("f4", "f8", "i4", "i8", "u1", "b1")]
+    reconstruct = np._core.multiarray._reconstruct
+    return [np.ndarray, np.dtype, reconstruct, *(type(d) for d in dtypes)]
 
 
 def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -34,7 +63,7 @@ def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        with torch.serialization.safe_globals(_run_checkpoint_globals()):
+        with torch.serialization.safe_globals(_numpy_globals()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt / unsafe files
         raise RuntimeError(
@@ -43,6 +72,8 @@ def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str
         ) from err
     if not isinstance(checkpoint, dict):
         raise RuntimeError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    if "message_hub" in checkpoint:
+        checkpoint["message_hub"] = restore_message_hub(checkpoint["message_hub"])
     return checkpoint
 
 

@@ -10,16 +10,16 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from ..registry import RUNNERS
 from .atomic_backend import install_atomic_backend
-from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint
+from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint, portable_message_hub
 
 
 @RUNNERS.register_module()
 class DenseRunner(Runner):
     """``Runner`` that
 
-    * loads its own run checkpoints (``--resume``, ``load_from``, ``tools/test.py``) with
-      ``weights_only=True`` and an allowlist of MMEngine's log classes, which plain MMEngine
-      cannot do on torch >= 2.6;
+    * saves its log history as plain lists and loads its own run checkpoints (``--resume``,
+      ``load_from``, ``tools/test.py``) with ``weights_only=True``, where plain MMEngine fails on
+      torch >= 2.6 unless it unpickles with ``weights_only=False``;
     * refuses checkpoints whose tensors do not fit the model (e.g. another class count) with
       an error naming the file and the fix, where MMEngine would only warn;
     * writes checkpoints atomically, so a run killed while saving resumes from the last one;
@@ -30,6 +30,13 @@ class DenseRunner(Runner):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         install_atomic_backend()
         super().__init__(*args, **kwargs)
+
+    def call_hook(self, fn_name: str, **kwargs: Any) -> None:
+        """Run the hooks; a checkpoint about to be saved gets a pickle-safe message hub."""
+        super().call_hook(fn_name, **kwargs)
+        if fn_name == "before_save_checkpoint" and "message_hub" in kwargs["checkpoint"]:
+            checkpoint = kwargs["checkpoint"]
+            checkpoint["message_hub"] = portable_message_hub(checkpoint["message_hub"])
 
     def setup_env(self, env_cfg: dict) -> None:
         """Start a gloo process group ourselves on machines without CUDA, then MMEngine's."""

@@ -35,10 +35,9 @@ class Segmentor(DenseModel):
         test_cfg: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor or dict(type="SegDataPreProcessor"),
-            init_cfg=init_cfg,
-        )
+        # Built here: BaseModel would look the type up in MMEngine's root registry.
+        preprocessor = MODELS.build(data_preprocessor or dict(type="SegDataPreProcessor"))
+        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.decode_head = MODELS.build(decode_head)
         self.num_classes: int = self.decode_head.num_classes

@@ -1,0 +1,175 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from mmengine.fileio import get_file_backend
+from mmengine.logging import HistoryBuffer
+from mmengine.optim import build_optim_wrapper
+
+from dinoreg_dense.engine import (
+    AtomicLocalBackend,
+    check_state_dict_shapes,
+    install_atomic_backend,
+    load_run_checkpoint,
+    portable_message_hub,
+    vit_layer_id,
+)
+from dinoreg_dense.registry import MODELS
+
+
+def test_atomic_put_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    install_atomic_backend()
+    target = tmp_path / "iter_10.pth"
+    backend = get_file_backend(str(target))
+    assert isinstance(backend, AtomicLocalBackend)
+    backend.put(b"old checkpoint", target)
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        backend.put(b"new, half written", target)
+    assert target.read_bytes() == b"old checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["iter_10.pth"]  # no temp file left
+
+
+def _run_checkpoint(model: torch.nn.Module) -> dict:
+    buffer = HistoryBuffer()
+    buffer.update(0.5)
+    buffer.update(0.25, count=3)
+    return {
+        "meta": {"iter": 10, "epoch": 0, "seed": 0, "dataset_meta": {"palette": np.eye(3)}},
+        "state_dict": model.state_dict(),
+        "message_hub": {"log_scalars": {"train/loss": buffer}, "runtime_info": {"iter": 10}},
+        "optimizer": torch.optim.AdamW(model.parameters()).state_dict(),
+    }
+
+
+def test_plain_mmengine_checkpoint_needs_unsafe_loading(tmp_path):
+    # Why DenseRunner rewrites the message hub: a pickled HistoryBuffer is a foreign class.
+    path = tmp_path / "mmengine.pth"
+    torch.save(_run_checkpoint(torch.nn.Linear(2, 3)), path)
+    with pytest.raises(RuntimeError, match="HistoryBuffer"):
+        load_run_checkpoint(path)
+
+
+def test_portable_run_checkpoint_round_trips_with_weights_only(tmp_path):
+    checkpoint = _run_checkpoint(torch.nn.Linear(2, 3))
+    checkpoint["message_hub"] = portable_message_hub(checkpoint["message_hub"])
+    path = tmp_path / "iter_10.pth"
+    torch.save(checkpoint, path)
+    loaded = load_run_checkpoint(path)
+    buffer = loaded["message_hub"]["log_scalars"]["train/loss"]
+    assert isinstance(buffer, HistoryBuffer)
+    assert buffer.data[0].tolist() == [0.5, 0.25] and buffer.data[1].tolist() == [1, 3]
+    assert math.isclose(buffer.mean(), (0.5 + 0.25) / 4)
+    assert loaded["state_dict"]["weight"].shape == (3, 2)
+    assert np.array_equal(loaded["meta"]["dataset_meta"]["palette"], np.eye(3))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_run_checkpoint_refuses_foreign_pickled_objects(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "x": _Payload()}, path)
+    with pytest.raises(RuntimeError, match="evil.pth"):
+        load_run_checkpoint(path)
+
+
+def test_truncated_and_missing_run_checkpoints(tmp_path):
+    path = tmp_path / "cut.pth"
+    torch.save({"state_dict": torch.nn.Linear(2, 3).state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RuntimeError, match="cut.pth.*truncated"):
+        load_run_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_run_checkpoint(tmp_path / "nope.pth")
+
+
+def test_class_count_mismatch_names_file_and_fix():
+    head = MODELS.build(dict(type="LinearHead", in_channels=8, num_classes=4))
+    other = MODELS.build(dict(type="LinearHead", in_channels=8, num_classes=150))
+    with pytest.raises(ValueError, match=r"(?s)ckpt.pth.*150 classes.*builds 4.*num_classes=150"):
+        check_state_dict_shapes(head, other.state_dict(), "ckpt.pth")
+    check_state_dict_shapes(head, head.state_dict(), "ckpt.pth")  # same shapes pass
+
+
+def test_vit_layer_ids():
+    assert vit_layer_id("backbone.pos_embed", 12) == 0
+    assert vit_layer_id("backbone.register_tokens", 12) == 0
+    assert vit_layer_id("backbone.blocks.0.attn.qkv.weight", 12) == 1
+    assert vit_layer_id("backbone.blocks.11.mlp.fc2.bias", 12) == 12
+    assert vit_layer_id("backbone.norm.weight", 12) == 13
+
+
+def test_layer_decay_and_backbone_lr_multiplier(tiny_backbone_cfg):
+    model = MODELS.build(
+        dict(
+            type="Segmentor",
+            backbone=tiny_backbone_cfg,
+            decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
+        )
+    )
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type="AdamW", lr=1.0, weight_decay=0.1),
+            constructor="LayerDecayOptimWrapperConstructor",
+            paramwise_cfg=dict(backbone_lr_mult=0.1, layer_decay_rate=0.5),
+        ),
+    )
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = {names[id(g["params"][0])]: g for g in wrapper.optimizer.param_groups}
+    # depth 2: embeddings at depth 0 -> 0.5**3, block 1 at depth 2 -> 0.5**1, norm -> 0.5**0
+    assert groups["backbone.pos_embed"]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert groups["backbone.blocks.1.attn.qkv.weight"]["lr"] == pytest.approx(0.1 * 0.5)
+    assert groups["backbone.norm.weight"]["lr"] == pytest.approx(0.1)
+    assert groups["decode_head.conv_seg.weight"]["lr"] == 1.0
+    assert groups["decode_head.conv_seg.weight"]["weight_decay"] == 0.1
+    assert groups["decode_head.conv_seg.bias"]["weight_decay"] == 0.0
+    assert groups["backbone.cls_token"]["weight_decay"] == 0.0
+
+
+def test_frozen_backbone_parameters_stay_out_of_the_optimizer(tiny_backbone_cfg):
+    model = MODELS.build(
+        dict(
+            type="Segmentor",
+            backbone=dict(tiny_backbone_cfg, frozen=True),
+            decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
+        )
+    )
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type="AdamW", lr=1e-3, weight_decay=1e-4),
+            constructor="LayerDecayOptimWrapperConstructor",
+        ),
+    )
+    params = [p for g in wrapper.optimizer.param_groups for p in g["params"]]
+    assert len(params) == len(list(model.decode_head.parameters()))
+
+
+def test_nan_loss_raises_before_any_update(tiny_backbone_cfg):
+    from tests.models.test_segmentor import make_batch
+
+    model = MODELS.build(
+        dict(
+            type="Segmentor",
+            backbone=dict(tiny_backbone_cfg, frozen=True),
+            decode_head=dict(type="LinearHead", in_channels=32, num_classes=5),
+        )
+    )
+    wrapper = build_optim_wrapper(model, dict(optimizer=dict(type="SGD", lr=0.1)))
+    with torch.no_grad():
+        model.decode_head.conv_seg.bias[0] = float("nan")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="non-finite training loss.*--resume"):
+        model.train_step(make_batch([(28, 28)]), wrapper)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]) or (v.isnan() == before[k].isnan()).all(), k
+    assert model.decode_head.conv_seg.weight.grad is None  # no backward ran
