@@ -1,0 +1,45 @@
+"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, a toy ADE20K) and albumentations pipelines.
+
+Importing this package registers the datasets in ``DATASETS`` and our transforms in
+``TRANSFORMS``; any albumentations transform is also usable by class name in a pipeline config.
+"""
+
+from .ade20k import ADE20K_CLASSES, ADE20KDataset
+from .base import IGNORE_INDEX, BaseSegDataset
+from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesDataset
+from .palette import voc_colormap
+from .photometric import PhotoMetricDistortion
+from .toy import TOY_CLASSES, make_toy_ade20k
+from .transforms import (
+    RandomCropCatMax,
+    RandomResize,
+    ResizeToScale,
+    build_pipeline,
+    build_transform,
+    rescaled_size,
+    seed_pipeline,
+)
+from .voc import VOC_CLASSES, VOCDataset
+
+__all__ = [
+    "ADE20K_CLASSES",
+    "ADE20KDataset",
+    "BaseSegDataset",
+    "CITYSCAPES_CLASSES",
+    "CITYSCAPES_PALETTE",
+    "CityscapesDataset",
+    "IGNORE_INDEX",
+    "PhotoMetricDistortion",
+    "RandomCropCatMax",
+    "RandomResize",
+    "ResizeToScale",
+    "TOY_CLASSES",
+    "VOCDataset",
+    "VOC_CLASSES",
+    "build_pipeline",
+    "build_transform",
+    "make_toy_ade20k",
+    "rescaled_size",
+    "seed_pipeline",
+    "voc_colormap",
+]
