@@ -7,6 +7,7 @@ models::
     dict(inputs=uint8 tensor (3, H, W) RGB, data_samples=SegDataSample(gt_sem_seg=(H, W) int64))
 """
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,6 +116,8 @@ class BaseSegDataset(Dataset):
         self.test_mode = test_mode
         self.reduce_zero_label = reduce_zero_label
         self.name = name
+        self._generator: torch.Generator | None = None
+        self._generator_pid: int | None = None
 
     @property
     def metainfo(self) -> dict:
@@ -204,5 +207,13 @@ class BaseSegDataset(Dataset):
     def _seed_pipeline_from_torch(self) -> None:
         # albumentations keeps its own generators, which neither the DataLoader's per-worker torch
         # seeds nor MMEngine's `randomness.seed` reach: forked workers would all replay the same
-        # augmentations. Drawing each sample's seed from torch makes them follow torch's seeding.
-        seed_pipeline(self.pipeline, int(torch.randint(2**62, ()).item()))
+        # augmentations. Each process (main or worker) instead gets a generator of this dataset's
+        # own, seeded from torch's seed for that process, and every sample draws its seed from it.
+        # Owning the generator keeps the augmentation stream independent of whatever else uses
+        # torch's global generator (a validation pass in between), so a resumed run that replays
+        # the skipped iterations sees exactly the crops of an uninterrupted one.
+        if self._generator_pid != os.getpid():
+            self._generator = torch.Generator().manual_seed(torch.initial_seed())
+            self._generator_pid = os.getpid()
+        seed = int(torch.randint(2**62, (), generator=self._generator).item())
+        seed_pipeline(self.pipeline, seed)

@@ -77,10 +77,28 @@ def test_workers_draw_different_augmentations_reproducibly(tmp_path):
     assert shapes[0::2] != shapes[1::2]
     torch.manual_seed(1)
     assert augmented_shapes(dataset, num_workers=2) == shapes
+
+
+def test_in_process_augmentations_ignore_other_uses_of_torch_rng(tmp_path):
+    # A resumed run replays the skipped iterations but not the validation passes in between, so
+    # the training stream must not depend on other draws from torch's global generator.
+    make_toy_ade20k(tmp_path, num_train=6, num_val=0, image_size=(64, 64))
+    cfg = dict(
+        type="ADE20KDataset",
+        data_root=tmp_path,
+        pipeline=[dict(type="RandomResize", scale=(256, 64), ratio_range=(0.5, 2.0))],
+        classes=TOY_CLASSES,
+    )
     torch.manual_seed(1)
-    in_process = augmented_shapes(dataset, num_workers=0)
+    dataset = DATASETS.build(cfg)
+    first = augmented_shapes(dataset, num_workers=0)
+    continued = augmented_shapes(dataset, num_workers=0)
     torch.manual_seed(1)
-    assert augmented_shapes(dataset, num_workers=0) == in_process
+    replay = DATASETS.build(cfg)
+    assert augmented_shapes(replay, num_workers=0) == first
+    torch.rand(1000)  # e.g. a validation pass
+    assert augmented_shapes(replay, num_workers=0) == continued
+    assert len(set(first + continued)) > 1
 
 
 def test_runner_builds_through_the_root_registry(ade20k_root):
