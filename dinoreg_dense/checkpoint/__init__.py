@@ -1,0 +1,29 @@
+"""Pretrained weights for :class:`~dinoreg_dense.backbones.RegisterViT`.
+
+``load_pretrained`` and ``read_arch`` accept official DINOv2 / DINOv2-reg / DINO ``.pth`` files
+(plus training checkpoints with ``teacher`` / ``student`` / ``module.`` / ``backbone.``),
+Hugging Face model folders, timm state dicts and our own safetensors; the converters are pure
+functions of a state dict.
+"""
+
+from .errors import CheckpointError
+from .huggingface import arch_from_hf_config, convert_hf
+from .infer import infer_arch
+from .loader import detect_format, fit_cls_pos_row, load_pretrained, read_arch
+from .native import save_checkpoint
+from .official import convert_official
+from .timm_vit import convert_timm
+
+__all__ = [
+    "CheckpointError",
+    "arch_from_hf_config",
+    "convert_hf",
+    "convert_official",
+    "convert_timm",
+    "detect_format",
+    "fit_cls_pos_row",
+    "infer_arch",
+    "load_pretrained",
+    "read_arch",
+    "save_checkpoint",
+]

@@ -1,0 +1,294 @@
+"""One entry point for every supported checkpoint: detect the format, convert, check, load."""
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from ..backbones.presets import ViTArch
+from .errors import CheckpointError
+from .huggingface import arch_from_hf_config, convert_hf, hf_variant
+from .infer import describe_arch, describe_state, infer_arch, suggest_arch
+from .native import arch_from_metadata, is_native
+from .official import convert_official, is_chunked
+from .reading import CheckpointFile, check_exists, read_checkpoint, read_header
+from .timm_vit import convert_timm
+
+if TYPE_CHECKING:
+    from ..backbones.vit import RegisterViT
+
+logger = logging.getLogger(__name__)
+
+# The patch embedding's name in each key layout; its prefix in a file is the backbone's prefix
+# ('teacher.backbone.', 'module.', 'dinov2.' ...).
+_ANCHORS = (
+    "embeddings.patch_embeddings.projection.weight",
+    "patch_embed.proj.weight",
+    "patch_embed.weight",
+)
+_HF_CLASSES = {
+    "dinov2": "Dinov2Model",
+    "dinov2_with_registers": "Dinov2WithRegistersModel",
+    "vit": "ViTModel (DINO v1)",
+}
+_SHOWN = 5  # offending keys quoted per kind in error messages
+
+
+@dataclass(frozen=True)
+class _Format:
+    """A source layout: its converter and how its implementation resamples position embeddings
+    (used only when the architecture has to be inferred from shapes)."""
+
+    name: str
+    convert: Callable[[Mapping[str, Tensor]], dict[str, Tensor]]
+    interpolate_antialias: bool
+    interpolate_offset: float
+
+
+def _identity(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return dict(state)
+
+
+_FORMATS = {
+    "native": _Format("dinoreg_dense safetensors", _identity, True, 0.0),
+    "ours": _Format("dinoreg_dense state dict without arch metadata", _identity, True, 0.0),
+    "official_dinov2_reg": _Format("official DINOv2 with registers", convert_official, True, 0.0),
+    "official_dinov2": _Format("official DINOv2", convert_official, False, 0.1),
+    # DINO v1's .pth and timm's DINO / plain ViTs share one key layout; DINO v1 is assumed.
+    "official_dino": _Format("official DINO v1 (or timm ViT)", convert_official, False, 0.1),
+    "timm": _Format("timm VisionTransformer", convert_timm, True, 0.0),
+    "hf": _Format("Hugging Face", convert_hf, False, 0.0),
+}
+
+
+@dataclass
+class _Loaded:
+    file: CheckpointFile
+    kind: str
+    name: str
+    state: dict[str, Tensor]
+
+
+def detect_format(path: str | Path) -> str:
+    """Human-readable name of a checkpoint's format and where its backbone sits in the file,
+    e.g. ``"official DINO v1 (or timm ViT) under 'teacher.backbone.'"``."""
+    return _load(check_exists(path)).name
+
+
+def read_arch(path: str | Path) -> ViTArch:
+    """The architecture of a checkpoint.
+
+    From an HF ``config.json`` (``dinov2``, ``dinov2_with_registers``, ``vit``), with HF's
+    position-embedding resampling so outputs equal HF's; from our safetensors metadata; for
+    other formats inferred from tensor shapes (see :mod:`dinoreg_dense.checkpoint.infer`), with
+    the resampling rule of the implementation the format comes from.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CheckpointError: unreadable file, unknown format, or shapes that do not determine the
+            architecture (then set ``arch`` explicitly).
+    """
+    path = check_exists(path)
+    metadata, config = read_header(path)
+    if not is_native(metadata) and config is None:
+        return _file_arch(_load(path))
+    try:
+        return arch_from_metadata(metadata) if is_native(metadata) else arch_from_hf_config(config)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: cannot read the architecture: {error}") from error
+
+
+def load_pretrained(model: "RegisterViT", path: str | Path) -> None:
+    """Load any supported checkpoint into ``model`` in place, strictly.
+
+    Every tensor of the model must come from the file with the same shape and the file may hold
+    nothing else besides non-backbone parts (heads, optimiser state, iBOT's mask token).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        CheckpointError: unreadable or unrecognised file, or missing / unexpected /
+            mis-shaped tensors; the message names the file, the format and the fix.
+    """
+    loaded = _load(check_exists(path))
+    state = fit_cls_pos_row(loaded.state, model.arch)
+    expected = model.state_dict()
+    problems = _compare(state, expected)
+    if problems:
+        raise CheckpointError(_mismatch_message(loaded, model.arch, problems))
+    model.load_state_dict(state)
+    _note_numeric_differences(loaded, model.arch)
+    logger.info("loaded %s from %s (%d tensors)", loaded.name, loaded.file.path, len(state))
+
+
+def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Tensor]:
+    """Give ``pos_embed`` the cls row ``arch`` expects, without changing any output.
+
+    A file without a cls position row (timm register models) gets a zero row; a model without
+    one gets the file's row added into ``cls_token``. Both are exact: the cls token only ever
+    enters the network as ``cls_token + pos_embed[:, 0]``.
+
+    Args:
+        state: converted tensors, ``pos_embed`` (1, G or 1 + G, C), ``cls_token`` (1, 1, C).
+        arch: the target architecture (G = its position grid's size).
+    """
+    state = dict(state)
+    if not arch.class_token or "pos_embed" not in state or "cls_token" not in state:
+        return state
+    pos = state["pos_embed"]
+    grid = arch.pos_embed_grid[0] * arch.pos_embed_grid[1]
+    if arch.pos_embed_includes_cls and pos.shape[1] == grid:
+        state["pos_embed"] = torch.cat([pos.new_zeros(1, 1, pos.shape[2]), pos], dim=1)
+    elif not arch.pos_embed_includes_cls and pos.shape[1] == grid + 1:
+        state["cls_token"] = state["cls_token"] + pos[:, :1]
+        state["pos_embed"] = pos[:, 1:]
+    return state
+
+
+def _load(path: Path) -> _Loaded:
+    file = read_checkpoint(path)
+    prefix, state = _backbone_tensors(file)
+    kind = _detect(state, file.metadata)
+    fmt = _FORMATS[kind]
+    name = fmt.name
+    if kind == "hf":
+        name = f"Hugging Face {_HF_CLASSES.get(hf_variant(state, file.hf_config), 'model')}"
+    if prefix:
+        name += f" under {prefix!r}"
+    return _Loaded(file, kind, name, fmt.convert(state))
+
+
+def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
+    prefixes = {
+        key[: len(key) - len(anchor)]
+        for key in file.tensors
+        for anchor in _ANCHORS
+        if key == anchor or key.endswith("." + anchor)
+    }
+    if not prefixes:
+        first = ", ".join(list(file.tensors)[:_SHOWN])
+        raise CheckpointError(
+            f"{file.path}: unrecognised checkpoint format (no ViT patch embedding found; first "
+            f"keys: {first}). Supported: official DINOv2 / DINOv2-reg / DINO .pth, Hugging Face "
+            "Dinov2(WithRegisters)Model / ViTModel folders, timm ViT state dicts, dinoreg_dense "
+            "safetensors."
+        )
+    # Training checkpoints hold student and teacher; DINO and DINOv2 evaluate the teacher.
+    prefix = min(prefixes, key=lambda p: ("teacher" not in p, len(p), p))
+    state = {k[len(prefix) :]: v for k, v in file.tensors.items() if k.startswith(prefix)}
+    return prefix, state
+
+
+def _detect(state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
+    if is_native(metadata):
+        return "native"
+    if "embeddings.patch_embeddings.projection.weight" in state:
+        return "hf"
+    if "patch_embed.weight" in state:
+        return "ours"
+    if "reg_token" in state:
+        return "timm"
+    if "register_tokens" in state:
+        return "official_dinov2_reg"
+    if "mask_token" in state or is_chunked(state):
+        return "official_dinov2"
+    if any(key.endswith(".ls1.gamma") for key in state):
+        return "timm"
+    return "official_dino"
+
+
+def _file_arch(loaded: _Loaded) -> ViTArch:
+    """Architecture of a loaded file; CheckpointError when it cannot be determined."""
+    file = loaded.file
+    try:
+        if loaded.kind == "native":
+            return arch_from_metadata(file.metadata)
+        if loaded.kind == "hf" and file.hf_config is not None:
+            return arch_from_hf_config(file.hf_config)
+        return infer_arch(loaded.state, **_inference_defaults(loaded))
+    except ValueError as error:
+        raise CheckpointError(
+            f"{file.path}: cannot infer the architecture of the checkpoint ({loaded.name}): "
+            f"{error}; set model.backbone.arch to a preset name (see ARCHS) or a dict of "
+            "ViTArch fields"
+        ) from error
+
+
+def _inference_defaults(loaded: _Loaded) -> dict[str, Any]:
+    fmt = _FORMATS[loaded.kind]
+    defaults: dict[str, Any] = dict(
+        interpolate_antialias=fmt.interpolate_antialias,
+        interpolate_offset=fmt.interpolate_offset,
+    )
+    registers = "register_tokens" in loaded.state
+    if loaded.kind == "hf":
+        # transformers' config defaults: antialias for registers only; ViT (no LayerScale) eps.
+        defaults["interpolate_antialias"] = registers
+        if not any(key.endswith(".ls1.gamma") for key in loaded.state):
+            defaults["norm_eps"] = 1e-12
+    elif loaded.kind == "ours":
+        # Same rule as the presets: registers -> DINOv2-reg resampling, else DINO / DINOv2.
+        defaults["interpolate_antialias"] = registers
+        defaults["interpolate_offset"] = 0.0 if registers else 0.1
+    return defaults
+
+
+def _compare(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> dict[str, list[str]]:
+    problems = {
+        "shape mismatch": [
+            f"{key} file {tuple(state[key].shape)} vs model {tuple(value.shape)}"
+            for key, value in expected.items()
+            if key in state and state[key].shape != value.shape
+        ],
+        "missing from the file": [key for key in expected if key not in state],
+        "unexpected in the file": [key for key in state if key not in expected],
+    }
+    return {kind: keys for kind, keys in problems.items() if keys}
+
+
+def _mismatch_message(loaded: _Loaded, model_arch: ViTArch, problems: dict[str, list[str]]) -> str:
+    lines = [f"{loaded.file.path}: the checkpoint ({loaded.name}) does not fit the model"]
+    for kind, keys in problems.items():
+        more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+        lines.append(f"  {kind}: {'; '.join(keys[:_SHOWN])}{more}")
+    try:
+        file_arch = _file_arch(loaded)
+    except CheckpointError:
+        lines.append(
+            f"The file holds {describe_state(loaded.state)} but the config builds "
+            f"{describe_arch(model_arch)}; set model.backbone.arch to the file's architecture."
+        )
+        return "\n".join(lines)
+    fix = f"set model.backbone.{suggest_arch(file_arch)}"
+    if loaded.kind == "native" or loaded.file.hf_config is not None:
+        fix = "set model.backbone.arch=None to take the architecture from the file, or " + fix
+    lines.append(
+        f"The file looks like {describe_arch(file_arch)} but the config builds "
+        f"{describe_arch(model_arch)}; {fix}."
+    )
+    return "\n".join(lines)
+
+
+def _note_numeric_differences(loaded: _Loaded, model_arch: ViTArch) -> None:
+    """Log (INFO) settings in which the model departs from the implementation of the file:
+    they change outputs slightly, not the weights."""
+    try:
+        source = _file_arch(loaded)
+    except CheckpointError:
+        return
+    fields = ("interpolate_antialias", "interpolate_offset", "norm_eps")
+    differences = [
+        f"{name}={getattr(model_arch, name)} (file: {getattr(source, name)})"
+        for name in fields
+        if getattr(model_arch, name) != getattr(source, name)
+    ]
+    if differences:
+        logger.info(
+            "%s: the model uses %s; outputs differ slightly from the original implementation "
+            "(arch=None reproduces it)",
+            loaded.name,
+            ", ".join(differences),
+        )

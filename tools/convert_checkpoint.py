@@ -1,0 +1,61 @@
+"""Convert any supported backbone checkpoint to dinoreg_dense safetensors (arch in metadata).
+
+    python tools/convert_checkpoint.py dinov2_vits14_reg4_pretrain.pth vits14_reg4.safetensors
+    python tools/convert_checkpoint.py hf_folder/ out.safetensors
+    python tools/convert_checkpoint.py tiny.pth out.safetensors --arch vits14 --set depth=4
+
+Without ``--arch`` the architecture comes from the file (HF config.json, our metadata, or tensor
+shapes); the output then loads with ``RegisterViT(arch=None, checkpoint=OUT)``.
+"""
+
+import argparse
+import ast
+import sys
+
+from dinoreg_dense.backbones import RegisterViT
+from dinoreg_dense.checkpoint import CheckpointError, detect_format, save_checkpoint
+from dinoreg_dense.checkpoint.infer import describe_arch
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("input", help="checkpoint file or Hugging Face model folder")
+    parser.add_argument("output", help="output .safetensors file")
+    parser.add_argument("--arch", help="preset name (see ARCHS); default: read from the file")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="ViTArch overrides, e.g. depth=4 interpolate_offset=0.0",
+    )
+    return parser.parse_args(argv)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """``['depth=4', 'norm_layer=rmsnorm']`` -> ``{'depth': 4, 'norm_layer': 'rmsnorm'}``."""
+    overrides = {}
+    for pair in pairs:
+        field, _, value = pair.partition("=")
+        try:
+            overrides[field] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[field] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        print(f"detected: {detect_format(args.input)}")
+        model = RegisterViT(arch=args.arch, checkpoint=args.input, **parse_overrides(args.set))
+    except (CheckpointError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"architecture: {describe_arch(model.arch)}")
+    print(f"wrote {save_checkpoint(model, args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
