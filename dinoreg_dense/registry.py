@@ -8,10 +8,12 @@ importing the backbone module first.
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -54,3 +56,7 @@ OPTIM_WRAPPERS = Registry(
     "optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, locations=["dinoreg_dense.engine"]
 )
 RUNNERS = Registry("runner", parent=MMENGINE_RUNNERS, locations=["dinoreg_dense.engine"])
+# Empty children: they let MMEngine resolve loops and optimizers inside our scope without
+# warning that the scope has no such registry.
+LOOPS = Registry("loop", parent=MMENGINE_LOOPS, locations=["dinoreg_dense.engine"])
+OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, locations=["dinoreg_dense.engine"])

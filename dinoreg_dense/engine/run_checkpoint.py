@@ -46,10 +46,12 @@ def restore_message_hub(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _numpy_globals() -> list[Any]:
-    """numpy array reconstruction, for metadata that holds arrays (e.g. palettes)."""
-    dtypes = [np.dtype(t) for t in ("f4", "f8", "i4", "i8", "u1", "b1")]
-    reconstruct = np._core.multiarray._reconstruct
-    return [np.ndarray, np.dtype, reconstruct, *(type(d) for d in dtypes)]
+    """numpy arrays and scalars of numeric dtypes (metrics, palettes); no object dtype."""
+    dtypes = [np.dtype(t) for t in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "b1")]
+    multiarray = np._core.multiarray
+    return [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar] + [
+        type(d) for d in dtypes
+    ]
 
 
 def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -66,10 +66,12 @@ class DenseRunner(Runner):
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         state_dict = checkpoint.get("state_dict", checkpoint)
-        state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
-        check_state_dict_shapes(model, state_dict, filename)
-        checkpoint["state_dict"] = state_dict
-        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=[])
+        check_state_dict_shapes(
+            model, {k.removeprefix("module."): v for k, v in state_dict.items()}, filename
+        )
+        checkpoint = _load_checkpoint_to_model(
+            model, checkpoint, strict, revise_keys=revise_keys or [(r"^module\.", "")]
+        )
         self._has_loaded = True
         self.logger.info(f"Loaded checkpoint {filename}")
         return checkpoint

@@ -170,6 +170,10 @@ class IoUMetric(BaseMetric):
             ``None`` lets MMEngine create one under ``./.dist_test``.
     """
 
+    # mmseg's metric names carry no prefix ('mIoU', not 'val/mIoU'); "" says so without
+    # MMEngine's "prefix is not set" warning.
+    default_prefix = ""
+
     def __init__(
         self,
         ignore_index: int = 255,

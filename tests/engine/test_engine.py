@@ -40,7 +40,7 @@ def _run_checkpoint(model: torch.nn.Module) -> dict:
     buffer.update(0.5)
     buffer.update(0.25, count=3)
     return {
-        "meta": {"iter": 10, "epoch": 0, "seed": 0, "dataset_meta": {"palette": np.eye(3)}},
+        "meta": {"iter": 10, "seed": 0, "best": np.float64(0.5), "dataset_meta": {"p": np.eye(3)}},
         "state_dict": model.state_dict(),
         "message_hub": {"log_scalars": {"train/loss": buffer}, "runtime_info": {"iter": 10}},
         "optimizer": torch.optim.AdamW(model.parameters()).state_dict(),
@@ -66,7 +66,8 @@ def test_portable_run_checkpoint_round_trips_with_weights_only(tmp_path):
     assert buffer.data[0].tolist() == [0.5, 0.25] and buffer.data[1].tolist() == [1, 3]
     assert math.isclose(buffer.mean(), (0.5 + 0.25) / 4)
     assert loaded["state_dict"]["weight"].shape == (3, 2)
-    assert np.array_equal(loaded["meta"]["dataset_meta"]["palette"], np.eye(3))
+    assert np.array_equal(loaded["meta"]["dataset_meta"]["p"], np.eye(3))
+    assert loaded["meta"]["best"] == 0.5
 
 
 class _Payload:

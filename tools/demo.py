@@ -1,0 +1,67 @@
+"""The README's main job: train and evaluate a linear segmentation head end to end, no downloads.
+
+    python tools/demo.py [--work-dir work_dirs/demo] [--iters 300]
+
+It writes the synthetic toy dataset (ADE20K layout), evaluates the untrained model, trains a
+linear head on a tiny, randomly initialised register ViT (no pretrained weights exist on this
+machine), evaluates again, and saves image | prediction | ground-truth overlays.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+from dinoreg_dense.datasets import make_toy_ade20k
+from dinoreg_dense.registry import RUNNERS
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "toy_linear_vittiny.py"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work-dir", default="work_dirs/demo")
+    parser.add_argument("--iters", type=int, default=300)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    work_dir = Path(args.work_dir)
+    data_root = make_toy_ade20k(work_dir / "data").parent
+    cfg = Config.fromfile(CONFIG)
+    cfg.work_dir = str(work_dir)
+    cfg.log_level = "WARNING"
+    cfg.train_cfg.max_iters = args.iters
+    cfg.train_cfg.val_interval = args.iters
+    cfg.param_scheduler[-1].end = args.iters
+    cfg.default_hooks.checkpoint.interval = args.iters
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = str(data_root)
+    show_dir = work_dir / "overlays"
+    cfg.custom_hooks = [dict(type="SegPredictionWriterHook", show_dir=str(show_dir))]
+    print(f"[demo] toy dataset (ADE20K layout, 4 classes) written to {data_root}")
+    print("[demo] backbone: tiny register ViT (patch 8, 4 blocks, width 96, 4 registers) with")
+    print("[demo]   RANDOM weights: no pretrained checkpoint is used or downloaded")
+
+    runner = RUNNERS.build(cfg)
+    logging.getLogger("dinoreg_dense").setLevel(logging.ERROR)
+    before = runner.val()
+    print(f"[demo] untrained: mIoU {before['mIoU']:.1f}  aAcc {before['aAcc']:.1f}")
+    print(f"[demo] training the linear head for {args.iters} iterations (batch 8) ...")
+    runner.train()
+    after = runner.test()
+    logger = MMLogger.get_current_instance()
+    print(f"[demo] trained:   mIoU {after['mIoU']:.1f}  aAcc {after['aAcc']:.1f}")
+    print(f"[demo] overlays (image | prediction | ground truth): {show_dir}/")
+    print(f"[demo] checkpoint: {work_dir / f'iter_{args.iters}.pth'}; log: {logger.log_file}")
+    print(
+        "[demo] next: python tools/train.py configs/ade20k_linear_vits_reg.py "
+        "--cfg-options model.backbone.checkpoint=<DINOv2 weights> (see docs/getting_started.md)"
+    )
+
+
+if __name__ == "__main__":
+    main()
