@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from mmengine.config import Config
 
 from dinoreg_dense.engine import load_run_checkpoint
@@ -38,6 +40,34 @@ def test_training_raises_miou_well_above_the_untrained_model(tmp_path, toy_root)
     after = runner.val()["mIoU"]
     assert after > before + 20, (before, after)
     assert after > 35, after
+
+    # the trained checkpoint drives tools/test.py (metrics, label PNGs, overlays) and infer.py
+    checkpoint = str(tmp_path / "work" / "iter_60.pth")
+    config = str(tmp_path / "tiny_60.py")
+    out, show = tmp_path / "pred", tmp_path / "show"
+    tested = run_tool(
+        "tools/test.py",
+        config,
+        checkpoint,
+        "--out",
+        str(out),
+        "--show-dir",
+        str(show),
+        "--work-dir",
+        str(tmp_path / "test"),
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert f"'mIoU': {after:.2f}" in tested.stdout
+    assert len(list(out.glob("*.png"))) == len(list(show.glob("*.png"))) == 8
+    images = toy_root / "ADEChallengeData2016" / "images" / "validation"
+    inferred = run_tool("tools/infer.py", config, checkpoint, str(images), "--out-dir", str(out))
+    assert inferred.returncode == 0, inferred.stderr[-3000:]
+    # infer.py's whole-image prediction equals the test loop's for the same file
+    for stem in ("ADE_val_00000001", "ADE_val_00000002"):
+        a = np.asarray(Image.open(out / f"{stem}.png"))
+        b = np.asarray(Image.open(out / f"{stem}_pred.png"))
+        assert np.array_equal(a, b), stem
+    assert (out / "ADE_val_00000001_overlay.png").exists()
 
 
 def final_weights(work_dir: Path, iters: int) -> dict[str, torch.Tensor]:
