@@ -56,9 +56,12 @@ class LinearHead(nn.Module):
             )
         return self.conv_seg(self.dropout(self.bn(x)))
 
-    def loss(self, logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """logits: (B, K, h, w) already resized to the label size (B, H, W) -> loss dict."""
-        return {self.loss_decode.loss_name: self.loss_decode(logits, labels)}
+    def loss(
+        self, logits: Tensor, labels: Tensor, upsample_size: tuple[int, int] | None = None
+    ) -> dict[str, Tensor]:
+        """Loss dict for patch-grid logits (B, K, h, w) against labels (B, H, W); the logits are
+        upsampled bilinearly to ``upsample_size`` (the padded input) and cropped to the labels."""
+        return {self.loss_decode.loss_name: self.loss_decode(logits, labels, upsample_size)}
 
 
 def _resize(x: Tensor, size: Sequence[int]) -> Tensor:

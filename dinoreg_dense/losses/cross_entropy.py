@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import MODELS
+from .upsampled_cross_entropy import upsampled_cross_entropy
 
 
 @MODELS.register_module()
@@ -26,11 +27,22 @@ class CrossEntropyLoss(nn.Module):
         self.loss_weight = loss_weight
         self.loss_name = loss_name
 
-    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """logits: (B, K, H, W), labels: (B, H, W) int64 -> scalar."""
+    def forward(
+        self, logits: Tensor, labels: Tensor, upsample_size: tuple[int, int] | None = None
+    ) -> Tensor:
+        """Scalar loss of logits (B, K, h, w) against labels (B, H, W) int64.
+
+        If the logits are smaller than the labels (or ``upsample_size`` is given), they are
+        upsampled bilinearly to ``upsample_size`` (default: the labels' size) and cropped to the
+        labels, as in DINOv2's probe, by :func:`upsampled_cross_entropy`, which never builds
+        the (B, K, H, W) tensor.
+        """
         valid = labels != self.ignore_index
         if not valid.any():
             # A crop made only of ignored pixels: a zero that still carries the graph.
             return logits.sum() * 0.0
-        loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+        if upsample_size is None and logits.shape[-2:] == labels.shape[-2:]:
+            loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+        else:
+            loss = upsampled_cross_entropy(logits, labels, upsample_size, self.ignore_index)
         return self.loss_weight * loss

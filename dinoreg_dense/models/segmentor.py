@@ -81,7 +81,11 @@ class Segmentor(DenseModel):
                 f"label {max_label} in {paths} but the head predicts {self.num_classes} classes; "
                 "set model.decode_head.num_classes to the dataset's class count"
             )
-        return self.decode_head.loss(self.encode(inputs), labels)
+        features = self.backbone(inputs)
+        pad_h, pad_w = features.padding
+        size = (inputs.shape[-2] + pad_h, inputs.shape[-1] + pad_w)
+        # Patch-grid logits: the loss upsamples them without materialising (B, K, H, W).
+        return self.decode_head.loss(self.decode_head(features), labels, size)
 
     # ------------------------------------------------------------------ inference
     def inference(self, inputs: Tensor) -> Tensor:

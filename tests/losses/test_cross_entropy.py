@@ -1,0 +1,59 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dinoreg_dense.losses import CrossEntropyLoss, linear_interp_matrix, upsampled_cross_entropy
+
+
+def reference(logits, labels, size, ignore_index=255):
+    height, width = labels.shape[-2:]
+    up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return F.cross_entropy(up[..., :height, :width], labels, ignore_index=ignore_index)
+
+
+def test_interp_matrix_matches_f_interpolate():
+    x = torch.randn(2, 3, 7)
+    expected = F.interpolate(x, size=19, mode="linear", align_corners=False)
+    torch.testing.assert_close(x @ linear_interp_matrix(7, 19).T, expected)
+
+
+@pytest.mark.parametrize(
+    ("grid", "size", "labels_size", "rows"),
+    [
+        ((7, 9), (98, 126), (90, 120), 5),
+        ((4, 4), (64, 64), (64, 64), None),
+        ((3, 5), (3, 5), (3, 5), 1),
+    ],
+)
+def test_upsampled_ce_equals_interpolate_then_ce(grid, size, labels_size, rows):
+    logits = torch.randn(2, 6, *grid, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 6, (2, *labels_size))
+    labels[0, :3] = 255
+    labels[1, :, -2:] = 255
+    expected = reference(logits, labels, size)
+    (grad_expected,) = torch.autograd.grad(expected, logits)
+    got = upsampled_cross_entropy(logits, labels, size, rows_per_chunk=rows)
+    (grad_got,) = torch.autograd.grad(2.0 * got, logits)  # upstream gradient is honoured
+    torch.testing.assert_close(got, expected.float(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grad_got, 2.0 * grad_expected, rtol=1e-6, atol=1e-9)
+
+
+def test_all_ignored_gives_zero_loss_and_gradient():
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    labels = torch.full((1, 16, 16), 255)
+    loss = CrossEntropyLoss()(logits, labels)
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad.abs().sum() == 0
+
+
+def test_loss_module_picks_the_right_path_and_weight():
+    logits = torch.randn(2, 4, 5, 5)
+    labels = torch.randint(0, 4, (2, 5, 5))
+    loss = CrossEntropyLoss(loss_weight=0.5)
+    torch.testing.assert_close(loss(logits, labels), 0.5 * F.cross_entropy(logits, labels))
+    big = torch.randint(0, 4, (2, 35, 35))
+    torch.testing.assert_close(loss(logits, big), 0.5 * reference(logits, big, (35, 35)))
+    with pytest.raises(ValueError, match="smaller than the labels"):
+        upsampled_cross_entropy(logits, big, (20, 20))
+    with pytest.raises(ValueError, match="must start with 'loss'"):
+        CrossEntropyLoss(loss_name="ce")
