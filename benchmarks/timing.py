@@ -1,0 +1,71 @@
+"""Timing with the hygiene of ANCHORS.md: interleaved peers, min and median, foreign load."""
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def _busy_and_total_jiffies() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _own_jiffies() -> float:
+    times = os.times()
+    return (times.user + times.system) * os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Samples:
+    """Wall-clock seconds per repetition, and the share of the machine other processes used."""
+
+    seconds: list[float] = field(default_factory=list)
+    foreign: list[float] = field(default_factory=list)
+
+    @property
+    def min(self) -> float:
+        return min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def max_foreign(self) -> float:
+        return max(self.foreign, default=0.0)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Run ``fn`` once: (seconds, fraction of all cores busy with *other* processes)."""
+    busy0, total0 = _busy_and_total_jiffies()
+    own0 = _own_jiffies()
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    busy1, total1 = _busy_and_total_jiffies()
+    foreign = (busy1 - busy0) - (_own_jiffies() - own0)
+    return seconds, max(0.0, foreign / max(total1 - total0, 1))
+
+
+def interleave(
+    peers: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, max_foreign: float = 0.1
+) -> dict[str, Samples]:
+    """Time every peer ``repeats`` times in the order A B C A B C ...; a repetition during which
+    other processes used more than ``max_foreign`` of the machine is dropped (and retried once)."""
+    for fn in peers.values():
+        for _ in range(warmup):
+            fn()
+    results = {name: Samples() for name in peers}
+    for _ in range(repeats):
+        for name, fn in peers.items():
+            for _attempt in range(2):
+                seconds, foreign = timed(fn)
+                if foreign <= max_foreign:
+                    break
+            results[name].seconds.append(seconds)
+            results[name].foreign.append(foreign)
+    return results

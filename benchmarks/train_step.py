@@ -1,0 +1,147 @@
+"""Cost of a frozen-backbone linear-probe training step, and data-loading throughput.
+
+    python benchmarks/train_step.py [--size 512] [--batch 4] [--repeats 5] [--quick]
+
+Peers in one run on the same random weights (ViT-S/14-reg4, 150 classes, 512 crops padded to
+518 as in DINOv2's recipe):
+  forward    the frozen backbone's forward alone (what the step cannot avoid),
+  step       our training step: forward, head, loss, backward, AdamW update,
+  step-naive the same step with the loss on logits upsampled by F.interpolate (the usual way).
+Target: step <= 1.2 x forward. Then images/s of the albumentations training pipeline (DINOv2
+recipe) on ADE20K-sized synthetic files, against the step's images/s: loading must not be the
+bottleneck.
+"""
+
+import argparse
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from timing import interleave
+from torch.utils.data import DataLoader
+
+from dinoreg_dense.datasets import make_toy_ade20k
+from dinoreg_dense.registry import DATASETS, MODELS
+from dinoreg_dense.structures import SegDataSample
+
+ADE_PIPELINE = [
+    dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type="RandomCropCatMax", height=512, width=512, cat_max_ratio=0.75),
+    dict(type="HorizontalFlip", p=0.5),
+    dict(type="PhotoMetricDistortion"),
+]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    return parser.parse_args()
+
+
+def build_model(naive: bool) -> torch.nn.Module:
+    model = MODELS.build(
+        dict(
+            type="Segmentor",
+            data_preprocessor=dict(type="SegDataPreProcessor", size_divisor=14),
+            backbone=dict(type="RegisterViT", arch="vits14_reg4", frozen=True),
+            decode_head=dict(type="LinearHead", in_channels=384, num_classes=150),
+        )
+    )
+    if naive:
+        head = model.decode_head
+
+        def naive_loss(logits, labels, upsample_size):
+            up = F.interpolate(logits, size=upsample_size, mode="bilinear", align_corners=False)
+            up = up[..., : labels.shape[-2], : labels.shape[-1]]
+            return {"loss_ce": F.cross_entropy(up, labels, ignore_index=255)}
+
+        head.loss = naive_loss
+    return model.train()
+
+
+def make_batch(batch: int, size: int) -> dict:
+    samples = []
+    for _ in range(batch):
+        sample = SegDataSample(metainfo=dict(ori_shape=(size, size)))
+        sample.gt_sem_seg = torch.randint(0, 150, (size, size))
+        samples.append(sample)
+    images = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8) for _ in range(batch)]
+    return dict(inputs=images, data_samples=samples)
+
+
+def loader_throughput(num_workers: int, num_images: int, size: int) -> float:
+    """Images/s of the ADE20K training pipeline reading JPEG/PNG pairs from disk."""
+    with tempfile.TemporaryDirectory() as root:
+        make_toy_ade20k(root, num_train=num_images, num_val=0, image_size=(size, size * 4 // 3))
+        dataset = DATASETS.build(
+            dict(type="ADE20KDataset", data_root=root, pipeline=ADE_PIPELINE, classes=("a",) * 4)
+        )
+        loader = DataLoader(
+            dataset, batch_size=4, num_workers=num_workers, collate_fn=pseudo_collate
+        )
+        start = time.perf_counter()
+        count = sum(len(batch["inputs"]) for batch in loader)
+        return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.quick:
+        args.size, args.batch, args.repeats = 224, 2, 2
+    init_default_scope("dinoreg_dense")
+    torch.manual_seed(0)
+    model, naive = build_model(False), build_model(True)
+    naive.load_state_dict(model.state_dict())
+    wrappers = {
+        m: build_optim_wrapper(m, dict(optimizer=dict(type="AdamW", lr=1e-3, weight_decay=1e-4)))
+        for m in (model, naive)
+    }
+    batch = make_batch(args.batch, args.size)
+    inputs = model.data_preprocessor(batch, training=True)["inputs"]
+
+    def forward() -> None:
+        with torch.no_grad():
+            model.backbone(inputs)
+
+    def step(m: torch.nn.Module) -> None:
+        m.train_step(make_batch_copy(batch), wrappers[m])
+
+    def make_batch_copy(b: dict) -> dict:
+        samples = [s.clone() for s in b["data_samples"]]
+        return dict(inputs=list(b["inputs"]), data_samples=samples)
+
+    results = interleave(
+        {"forward": forward, "step": lambda: step(model), "step-naive": lambda: step(naive)},
+        repeats=args.repeats,
+    )
+    n = args.batch
+    print(f"threads {torch.get_num_threads()}, input {tuple(inputs.shape)}, 150 classes")
+    print(f"{'peer':12s} {'min ms/img':>11s} {'median':>8s} {'foreign load':>13s}")
+    for name, r in results.items():
+        print(f"{name:12s} {r.min / n * 1e3:11.1f} {r.median / n * 1e3:8.1f} {r.max_foreign:12.0%}")
+    fwd = results["forward"].min
+    ratio = results["step"].min / fwd
+    target = "met" if ratio <= 1.2 else "MISSED"
+    print(f"step / forward        {ratio:.2f}  (target <= 1.20: {target})")
+    print(f"step-naive / forward  {results['step-naive'].min / fwd:.2f}")
+
+    step_rate = n / results["step"].min
+    num_images = 16 if args.quick else 48
+    for workers in (0, 2):
+        rate = loader_throughput(workers, num_images, args.size)
+        verdict = "not the bottleneck" if rate >= step_rate else "BOTTLENECK"
+        print(
+            f"data loading, {workers} workers: {rate:6.1f} img/s vs step {step_rate:5.2f} img/s"
+            f" -> {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
