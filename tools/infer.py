@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from PIL import Image
 from tqdm import tqdm
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from dinoreg_dense.datasets import build_pipeline
 from dinoreg_dense.datasets.image_io import read_rgb_image
 from dinoreg_dense.engine import check_state_dict_shapes, load_run_checkpoint
+from dinoreg_dense.engine.launch import load_config
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import SegDataSample
 from dinoreg_dense.visualization import save_comparison
@@ -54,9 +55,7 @@ def list_images(inputs: list[str]) -> list[Path]:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get("default_scope", "dinoreg_dense"))
     images = list_images(args.inputs)
     checkpoint = load_run_checkpoint(args.checkpoint)

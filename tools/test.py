@@ -5,12 +5,9 @@ python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--work-dir 
 """
 
 import argparse
-import os
 from pathlib import Path
 
-import torch
-from mmengine.config import Config, DictAction
-
+from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -20,37 +17,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("checkpoint", help="checkpoint written by tools/train.py")
     parser.add_argument("--out", help="folder for predicted label PNGs")
     parser.add_argument("--show-dir", help="folder for image | prediction | gt overlays")
-    parser.add_argument("--work-dir", help="where logs and metrics go")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="key=value overrides")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_arguments(parser)
+    return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     if not Path(args.checkpoint).is_file():
         raise SystemExit(f"checkpoint {args.checkpoint} does not exist")
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = (
-        args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
-    )
-    cfg.load_from = args.checkpoint
-    cfg.resume = False
+    cfg = runner_config(args)
+    cfg.load_from, cfg.resume = args.checkpoint, False
     if args.out or args.show_dir:
         cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [
             dict(type="SegPredictionWriterHook", out_dir=args.out, show_dir=args.show_dir)
         ]
-    if not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
-    cfg.setdefault("runner_type", "DenseRunner")
-    runner = RUNNERS.build(cfg)
-    metrics = runner.test()
+    metrics = RUNNERS.build(cfg).test()
     print({k: round(float(v), 2) for k, v in metrics.items()})
 
 

@@ -6,19 +6,16 @@ torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
 """
 
 import argparse
-import os
-from pathlib import Path
 
 import torch
-from mmengine.config import Config, DictAction
 
+from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
 from dinoreg_dense.registry import RUNNERS
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", help="config file")
-    parser.add_argument("--work-dir", help="where logs and checkpoints go")
     parser.add_argument(
         "--resume",
         nargs="?",
@@ -29,23 +26,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--auto-scale-lr", action="store_true", help="scale lr to the actual total batch size"
     )
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="key=value overrides")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_arguments(parser)
+    return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = (
-        args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
-    )
+    cfg = runner_config(args)
     if args.resume == "auto":
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
@@ -58,11 +45,7 @@ def main() -> None:
             cfg.optim_wrapper.type = "CPUAutocastOptimWrapper"
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
-    cfg.setdefault("runner_type", "DenseRunner")
-    runner = RUNNERS.build(cfg)
-    runner.train()
+    RUNNERS.build(cfg).train()
 
 
 if __name__ == "__main__":
