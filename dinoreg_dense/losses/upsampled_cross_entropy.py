@@ -23,7 +23,13 @@ def linear_interp_matrix(src: int, dst: int, device: torch.device | None = None)
 
 class _UpsampledCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(
+    def forward(ctx, logits: Tensor, *args: object) -> Tensor:
+        # The loss is computed in float32 even inside an autocast region (bf16 training).
+        with torch.autocast(logits.device.type, enabled=False):
+            return _UpsampledCrossEntropy._forward(ctx, logits, *args)
+
+    @staticmethod
+    def _forward(
         ctx,
         logits: Tensor,
         labels: Tensor,

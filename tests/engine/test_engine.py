@@ -174,3 +174,26 @@ def test_nan_loss_raises_before_any_update(tiny_backbone_cfg):
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]) or (v.isnan() == before[k].isnan()).all(), k
     assert model.decode_head.conv_seg.weight.grad is None  # no backward ran
+
+
+def test_cpu_autocast_wrapper_trains_in_bfloat16(tiny_backbone_cfg):
+    from tests.models.test_segmentor import make_batch
+
+    model = MODELS.build(
+        dict(
+            type="Segmentor",
+            backbone=tiny_backbone_cfg,
+            decode_head=dict(type="LinearHead", in_channels=32, num_classes=5),
+        )
+    )
+    wrapper = build_optim_wrapper(
+        model, dict(type="CPUAutocastOptimWrapper", optimizer=dict(type="SGD", lr=0.1))
+    )
+    seen = []
+    model.backbone.blocks[0].attn.qkv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    before = model.decode_head.conv_seg.weight.clone()
+    log_vars = model.train_step(make_batch([(28, 28), (28, 28)]), wrapper)
+    assert seen == [torch.bfloat16]  # linear layers ran in bf16
+    assert torch.isfinite(log_vars["loss"])
+    assert model.decode_head.conv_seg.weight.dtype == torch.float32  # master weights stay fp32
+    assert not torch.equal(model.decode_head.conv_seg.weight, before)
