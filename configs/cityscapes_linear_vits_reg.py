@@ -6,6 +6,7 @@ _base_ = [
     "./_base_/default_runtime.py",
 ]
 model = dict(
+    data_preprocessor=dict(size=(512, 1024)),
     decode_head=dict(num_classes=19),
     test_cfg=dict(crop_size=(512, 1024), stride=(341, 683)),
 )

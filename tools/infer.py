@@ -62,7 +62,7 @@ def main() -> None:
     model = MODELS.build(cfg.model)
     check_state_dict_shapes(model, checkpoint["state_dict"], args.checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     meta = checkpoint.get("meta", {}).get("dataset_meta") or {}
     pipeline = build_pipeline(cfg.test_dataloader.dataset.pipeline)
     out_dir = Path(args.out_dir)

@@ -80,11 +80,20 @@ def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str
 
 
 def check_state_dict_shapes(model: nn.Module, state_dict: dict[str, Any], path: str | Path) -> None:
-    """Raise a ``ValueError`` naming the file and the fix when tensors do not fit ``model``.
-
-    A different class count in the head is the usual cause, so it is spelled out.
-    """
+    """Raise a ``ValueError`` naming the file and the fix when the tensors do not fit ``model``:
+    missing or unexpected keys (e.g. backbone-only weights given where a training checkpoint is
+    needed) or other shapes (a different class count in the head is spelled out)."""
     own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {path} does not hold this model's weights: {len(missing)} of {len(own)} "
+            f"missing (first: {missing[:3]}), {len(unexpected)} unexpected (first: "
+            f"{unexpected[:3]}). tools/test.py, infer.py and --resume need a checkpoint written "
+            "by tools/train.py with this config; pretrained backbone weights go in "
+            "model.backbone.checkpoint instead."
+        )
     mismatched = [
         (k, tuple(v.shape), tuple(own[k].shape))
         for k, v in state_dict.items()

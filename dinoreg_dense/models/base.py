@@ -20,8 +20,10 @@ class DenseModel(BaseModel):
         if not math.isfinite(parsed.item()):
             values = {k: float(v) for k, v in log_vars.items()}
             raise FloatingPointError(
-                f"non-finite training loss {values}; no weights were updated. Lower the learning "
-                "rate (optim_wrapper.optimizer.lr), disable --amp, or check the batch's labels; "
-                "then resume from the last checkpoint with --resume."
+                f"non-finite training loss {values}; no weights were updated and the last "
+                "checkpoint on disk is intact. To restart from it with other settings, use "
+                "--cfg-options load_from=<work_dir>/iter_N.pth optim_wrapper.optimizer.lr=<lower> "
+                "(--resume would restore the old learning-rate schedule too); also try without "
+                "--amp and check the batch's images and labels."
             )
         return parsed, log_vars

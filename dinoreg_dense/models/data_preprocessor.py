@@ -18,7 +18,7 @@ class SegDataPreProcessor(BaseDataPreprocessor):
 
     Args:
         mean, std: per-channel RGB statistics in 0-255 units (ImageNet by default).
-        size: pad every batch at least to this (h, w), e.g. the training crop.
+        size: pad every training batch at least to this (h, w), the training crop.
         size_divisor: pad height and width up to a multiple of this (the patch size).
         pad_val: value of padded image pixels after normalisation.
         seg_pad_val: label of padded pixels (ignored by the loss and the metric).
@@ -50,7 +50,7 @@ class SegDataPreProcessor(BaseDataPreprocessor):
         samples: list[SegDataSample] | None = data.get("data_samples")
         height = max(img.shape[-2] for img in images)
         width = max(img.shape[-1] for img in images)
-        if self.size is not None:
+        if training and self.size is not None:
             height, width = max(height, self.size[0]), max(width, self.size[1])
         if self.size_divisor:
             height = math.ceil(height / self.size_divisor) * self.size_divisor

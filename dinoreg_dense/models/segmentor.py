@@ -74,7 +74,8 @@ class Segmentor(DenseModel):
         labels = torch.stack([s.gt_sem_seg for s in data_samples]).long()
         if labels.shape[-2:] != inputs.shape[-2:]:
             raise ValueError(f"labels {tuple(labels.shape)} do not match {tuple(inputs.shape)}")
-        max_label = int(labels[labels != 255].max()) if (labels != 255).any() else -1
+        ignore = self.decode_head.loss_decode.ignore_index
+        max_label = int(labels[labels != ignore].max()) if (labels != ignore).any() else -1
         if max_label >= self.num_classes:
             paths = [s.metainfo.get("seg_map_path", "?") for s in data_samples]
             raise ValueError(

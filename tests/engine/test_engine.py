@@ -197,3 +197,41 @@ def test_cpu_autocast_wrapper_trains_in_bfloat16(tiny_backbone_cfg):
     assert torch.isfinite(log_vars["loss"])
     assert model.decode_head.conv_seg.weight.dtype == torch.float32  # master weights stay fp32
     assert not torch.equal(model.decode_head.conv_seg.weight, before)
+
+
+def test_backbone_only_weights_are_refused_where_a_training_checkpoint_is_needed(
+    tiny_backbone_cfg,
+):
+    model = MODELS.build(
+        dict(
+            type="Segmentor",
+            backbone=tiny_backbone_cfg,
+            decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
+        )
+    )
+    backbone_only = model.backbone.state_dict()
+    with pytest.raises(ValueError, match=r"(?s)vit.pth.*missing.*model.backbone.checkpoint"):
+        check_state_dict_shapes(model, backbone_only, "vit.pth")
+
+
+def test_runner_config_from_tool_arguments(tmp_path):
+    import argparse
+
+    from dinoreg_dense.engine.launch import runner_config
+
+    args = argparse.Namespace(
+        config="configs/ade20k_linear_vits_reg.py",
+        cfg_options={"model.decode_head.num_classes": 7},
+        data_root=str(tmp_path),
+        work_dir=None,
+        launcher="none",
+        local_rank=0,
+    )
+    cfg = runner_config(args)
+    assert cfg.work_dir == "work_dirs/ade20k_linear_vits_reg"
+    assert cfg.model.decode_head.num_classes == 7
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        assert cfg[loader].dataset.data_root == str(tmp_path)
+    assert cfg.runner_type == "DenseRunner"
+    if not torch.cuda.is_available():
+        assert cfg.env_cfg.dist_cfg.backend == "gloo"

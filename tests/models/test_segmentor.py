@@ -41,6 +41,14 @@ def test_preprocessor_pads_images_and_training_labels(tiny_backbone_cfg):
     assert (data["inputs"][1, :, 20:] == 0).all()
     mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
     std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    # `size` (the training crop) applies to training batches only
+    model.data_preprocessor.size = (56, 70)
+    assert model.data_preprocessor(make_batch([(30, 40)]), training=True)["inputs"].shape[-2:] == (
+        56,
+        70,
+    )
+    assert model.data_preprocessor(make_batch([(30, 40)]))["inputs"].shape[-2:] == (42, 42)
+    model.data_preprocessor.size = None
     raw = make_batch([(14, 14)])
     expected = (raw["inputs"][0].float() - mean) / std
     got = model.data_preprocessor(raw)["inputs"][0]

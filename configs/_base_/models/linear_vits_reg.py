@@ -1,5 +1,6 @@
 # DINOv2 linear probe on a frozen ViT-S/14 with 4 registers: last layer's patch tokens after the
-# final norm -> BatchNorm -> 1x1 conv; inputs padded to a multiple of the patch size (14).
+# final norm -> BatchNorm -> 1x1 conv; training batches padded to the 512 crop, every input to a
+# multiple of the patch size (14), labels with 255.
 # Point model.backbone.checkpoint at pretrained weights (official .pth, HF folder, timm, ours).
 model = dict(
     type="Segmentor",
@@ -7,6 +8,7 @@ model = dict(
         type="SegDataPreProcessor",
         mean=(123.675, 116.28, 103.53),
         std=(58.395, 57.12, 57.375),
+        size=(512, 512),
         size_divisor=14,
         seg_pad_val=255,
     ),
