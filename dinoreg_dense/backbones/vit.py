@@ -228,7 +228,21 @@ class RegisterViT(nn.Module):
             norm: overrides ``norm_outputs`` (apply the final norm to each output).
             return_attention: also return q / k / v / attention of the last block; then all
                 blocks run even if the requested layers end earlier.
+
+        A frozen backbone records no autograd graph (unless ``x`` itself requires gradients),
+        so training a head on it costs what inference costs.
         """
+        track = torch.is_grad_enabled() and (not self.frozen or x.requires_grad)
+        with torch.set_grad_enabled(track):
+            return self._forward_intermediates(x, out_indices, norm, return_attention)
+
+    def _forward_intermediates(
+        self,
+        x: Tensor,
+        out_indices: int | Sequence[int] | None,
+        norm: bool | None,
+        return_attention: bool,
+    ) -> ViTFeatures:
         indices = self.out_indices if out_indices is None else self._normalise_indices(out_indices)
         norm = self.norm_outputs if norm is None else norm
         tokens, (gh, gw), padding = self._embed(x)

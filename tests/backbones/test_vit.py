@@ -195,3 +195,17 @@ def test_native_grid_uses_the_position_embeddings_unchanged():
     # zero patch embedding + identity blocks: the patch tokens are the position embeddings
     patches = features.patch_maps[0].flatten(2).transpose(1, 2)
     torch.testing.assert_close(patches[0], model.pos_embed[0, 1:])
+
+
+def test_frozen_backbone_records_no_graph_unless_the_input_needs_gradients():
+    from dinoreg_dense.registry import MODELS
+
+    cfg = dict(type="RegisterViT", arch="vits14_reg4", embed_dim=32, depth=2, num_heads=2)
+    frozen = MODELS.build(dict(cfg, frozen=True))
+    x = torch.randn(1, 3, 28, 28)
+    assert frozen(x).patch_maps[0].grad_fn is None
+    x.requires_grad_(True)
+    frozen(x).patch_maps[0].square().sum().backward()  # e.g. saliency w.r.t. the image
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    trainable = MODELS.build(cfg)
+    assert trainable(torch.randn(1, 3, 28, 28)).patch_maps[0].grad_fn is not None
