@@ -21,14 +21,29 @@ class AttentionMaps(NamedTuple):
 
 
 class Attention(nn.Module):
-    """Fused-qkv self-attention; ``qkv`` and ``proj`` carry the DINOv2 / timm parameter names."""
+    """Fused-qkv self-attention; ``qkv`` and ``proj`` carry the DINOv2 / timm parameter names.
+
+    Args:
+        dim, num_heads: embedding width and number of heads.
+        qkv_bias, proj_bias: biases of the input and output projections.
+        core_dtype: dtype in which ``forward`` computes softmax(q k^T / sqrt(d)) v when it differs
+            from q / k / v, e.g. float32 under bfloat16 autocast on CPUs whose bfloat16 matmuls
+            are slower than float32 ones (no AMX); the result is cast back. ``None`` (default)
+            computes it in the inputs' dtype. ``forward_with_attention`` ignores it.
+    """
 
     def __init__(
-        self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+        core_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
+        self.core_dtype = core_dtype
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
@@ -41,16 +56,33 @@ class Attention(nn.Module):
         return qkv[0], qkv[1], qkv[2]
 
     def _merge_heads(self, x: Tensor) -> Tensor:
-        b, _, t, _ = x.shape
-        return self.proj(x.transpose(1, 2).reshape(b, t, -1))
+        b, heads, t, head_dim = x.shape
+        return self.proj(x.transpose(1, 2).reshape(b, t, heads * head_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, T, C) -> (B, T, C)."""
         q, k, v = self._qkv(x)
-        return self._merge_heads(F.scaled_dot_product_attention(q, k, v))
+        if self.core_dtype is None or self.core_dtype == q.dtype:
+            return self._merge_heads(F.scaled_dot_product_attention(q, k, v))
+        dtype = self.core_dtype
+        # Autocast would cast the inputs straight back to its own lower-precision dtype.
+        with torch.autocast(q.device.type, enabled=False):
+            out = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype))
+        return self._merge_heads(out.to(q.dtype))
 
     def forward_with_attention(self, x: Tensor) -> tuple[Tensor, AttentionMaps]:
         """Same output as ``forward`` plus the layer's q / k / v and softmax attention."""
         q, k, v = self._qkv(x)
         attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
         return self._merge_heads(attn @ v), AttentionMaps(q, k, v, attn)
+
+
+def set_attention_core_dtype(module: nn.Module, dtype: torch.dtype | None) -> int:
+    """Set ``core_dtype`` of every :class:`Attention` inside ``module`` (itself included).
+
+    Returns the number of attention layers changed, so a caller can check it was not zero.
+    """
+    layers = [m for m in module.modules() if isinstance(m, Attention)]
+    for layer in layers:
+        layer.core_dtype = dtype
+    return len(layers)

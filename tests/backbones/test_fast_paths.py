@@ -1,0 +1,186 @@
+"""Inference fast paths: the cache-blocked Block forward and the attention core dtype must give
+the plain path's numbers, leave inputs untouched, and never change training."""
+
+import pytest
+import torch
+from torch import nn
+
+import dinoreg_dense.backbones.block as block_module
+from dinoreg_dense.backbones import RegisterViT
+from dinoreg_dense.backbones.attention import Attention, set_attention_core_dtype
+from dinoreg_dense.backbones.block import Block
+
+DIM, HEADS = 32, 4
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk sizes that split a (3, 7, C) batch unevenly: groups of 2 + 1 images, rows of 5."""
+    monkeypatch.setattr(block_module, "ATTN_GROUP_ROWS", 14)
+    monkeypatch.setattr(block_module, "FFN_CHUNK_ROWS", 5)
+
+
+def make_block(**kwargs) -> Block:
+    kwargs.setdefault("layerscale_init", 1e-5)
+    block = Block(DIM, HEADS, **kwargs).eval()
+    with torch.no_grad():
+        for name, param in block.named_parameters():
+            if name.endswith("gamma"):
+                param.uniform_(0.2, 1.0)  # not ~0: the residual branches must matter
+            elif name.endswith("bias"):
+                param.normal_(0.0, 0.1)
+    return block
+
+
+def plain(block: Block, x: torch.Tensor) -> torch.Tensor:
+    block.blocked_inference = False
+    try:
+        return block(x)
+    finally:
+        block.blocked_inference = True
+
+
+def tokens(batch: int = 3, length: int = 7) -> torch.Tensor:
+    return torch.randn(batch, length, DIM)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(layerscale_init=None),
+        dict(ffn_layer="swiglu"),
+        dict(norm_layer="rmsnorm", qkv_bias=False, proj_bias=False, ffn_bias=False),
+    ],
+)
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+@pytest.mark.usefixtures("small_chunks")
+def test_blocked_forward_equals_plain(options, mode):
+    block, x = make_block(**options), tokens()
+    with mode():
+        expected = plain(block, x)
+        got = block(x)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_blocked_forward_leaves_its_input_alone():
+    block, x = make_block(), tokens()
+    before = x.clone()
+    with torch.inference_mode():
+        block(x)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_blocked_forward_under_bf16_autocast_matches_plain():
+    block, x = make_block(), tokens()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(block, x)
+        got = block(x)
+    assert got.dtype == expected.dtype == torch.float32  # residual stream stays float32
+    torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_blocked_forward_on_a_bf16_model_keeps_bf16():
+    block, x = make_block().to(torch.bfloat16), tokens().to(torch.bfloat16)
+    with torch.inference_mode():
+        expected = plain(block, x)
+        got = block(x)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
+
+
+def test_empty_batch_passes_through():
+    with torch.inference_mode():
+        assert make_block()(torch.zeros(0, 7, DIM)).shape == (0, 7, DIM)
+
+
+def test_training_path_is_unchanged_and_gradients_flow(monkeypatch):
+    block, x = make_block(), tokens().requires_grad_()
+
+    def refuse(self, x):
+        raise AssertionError("the blocked path must not run while autograd records")
+
+    monkeypatch.setattr(Block, "_forward_blocked", refuse)
+    block.train()
+    got = block(x)
+    reference = x + block.ls1(block.attn(block.norm1(x)))
+    reference = reference + block.ls2(block.mlp(block.norm2(reference)))
+    torch.testing.assert_close(got, reference, rtol=0, atol=0)
+    got.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for name, param in block.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_stochastic_depth_in_training_mode_keeps_the_plain_path(monkeypatch):
+    def refuse(self, x):
+        raise AssertionError("drop path must stay per-sample random")
+
+    monkeypatch.setattr(Block, "_forward_blocked", refuse)
+    block = make_block(drop_path=0.5).train()
+    with torch.no_grad():
+        block(tokens())
+
+
+def test_gradients_equal_whether_or_not_the_block_was_used_for_inference_first():
+    block, x = make_block(), tokens()
+    with torch.inference_mode():
+        block(x)
+    first = torch.autograd.grad(block(x).sum(), list(block.parameters()))
+    second = torch.autograd.grad(plain(block, x).sum(), list(block.parameters()))
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_tiny_vit_blocked_equals_plain():
+    model = RegisterViT(
+        "vits14_reg4", embed_dim=DIM, depth=2, num_heads=HEADS, pos_embed_grid=4
+    ).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.ls1.gamma.uniform_(0.2, 1.0)
+            block.ls2.gamma.uniform_(0.2, 1.0)
+    x = torch.randn(3, 3, 56, 42)
+    with torch.inference_mode():
+        got = model.forward_features(x)
+        for block in model.blocks:
+            block.blocked_inference = False
+        expected = model.forward_features(x)
+    for key in ("x_norm_clstoken", "x_norm_regtokens", "x_norm_patchtokens", "x_prenorm"):
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-5)
+
+
+def test_float32_attention_core_under_bf16_autocast():
+    attn = Attention(DIM, HEADS).eval()
+    x = torch.randn(2, 9, DIM)
+    with torch.inference_mode():
+        reference = attn(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = attn(x)
+            attn.core_dtype = torch.float32
+            mixed = attn(x)
+    assert mixed.dtype == low.dtype == torch.bfloat16
+    torch.testing.assert_close(mixed.float(), reference, rtol=2e-2, atol=2e-2)
+
+
+def test_float32_core_is_a_no_op_in_float32_and_keeps_gradients():
+    attn, x = Attention(DIM, HEADS), torch.randn(2, 9, DIM, requires_grad=True)
+    expected = attn(x)
+    attn.core_dtype = torch.float32
+    got = attn(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    got.sum().backward()
+    assert attn.qkv.weight.grad is not None and x.grad is not None
+
+
+def test_set_attention_core_dtype_reaches_every_layer():
+    model = nn.Sequential(make_block(), make_block())
+    assert set_attention_core_dtype(model, torch.float32) == 2
+    assert all(block.attn.core_dtype == torch.float32 for block in model)
+    assert set_attention_core_dtype(model, None) == 2
+    assert all(block.attn.core_dtype is None for block in model)
