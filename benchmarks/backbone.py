@@ -16,7 +16,8 @@ Peers:
   ours-plain    the same weights with ``Block.blocked_inference = False`` (--baseline).
   ours-fp32core bfloat16 only: attention core (softmax(qk^T)v) in float32 through
                 ``set_attention_core_dtype`` -- an explicit opt-in, never a default.
-  ours-compile  ``torch.compile(ours)`` (--compile; compile time reported separately).
+  ours-compile  ``torch.compile(ours)`` (--compile; compile time reported separately; compiled
+                graphs take the plain ops, the blocked path is eager-only).
   hf-sdpa       transformers Dinov2WithRegistersModel, attn_implementation='sdpa'.
   timm          vit_small_patch14_reg4_dinov2, dynamic_img_size=True.
 """

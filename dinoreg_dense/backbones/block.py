@@ -107,6 +107,7 @@ class Block(nn.Module):
     Attributes:
         blocked_inference: without autograd, compute the block group by group (see the module
             docstring); set ``False`` to run the plain whole-batch sequence of ops instead.
+            Never used while tracing, exporting or compiling.
     """
 
     def __init__(
@@ -126,7 +127,8 @@ class Block(nn.Module):
         super().__init__()
         self.norm1 = make_norm(norm_layer, dim, norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias)
-        self.ls1 = LayerScale(dim, layerscale_init) if layerscale_init else nn.Identity()
+        has_ls = layerscale_init is not None  # 0.0 is a valid (if odd) initial scale
+        self.ls1 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()
         self.norm2 = make_norm(norm_layer, dim, norm_eps)
         if ffn_layer == "mlp":
             self.mlp: nn.Module = Mlp(dim, int(dim * mlp_ratio), bias=ffn_bias)
@@ -134,7 +136,7 @@ class Block(nn.Module):
             self.mlp = SwiGLUFFN(dim, swiglu_hidden_dim(dim, mlp_ratio), bias=ffn_bias)
         else:
             raise ValueError(f"unknown ffn_layer {ffn_layer!r}; expected 'mlp' or 'swiglu'")
-        self.ls2 = LayerScale(dim, layerscale_init) if layerscale_init else nn.Identity()
+        self.ls2 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.blocked_inference = True
 
@@ -153,12 +155,16 @@ class Block(nn.Module):
 
     def _blocked_path_applies(self, x: Tensor) -> bool:
         # Without autograd nothing needs the intermediates; stochastic depth must stay exact.
+        # Tracing / export / compile get the plain ops: the Python loops would bake the batch
+        # size into the graph.
         drop_path_active = self.training and isinstance(self.drop_path, DropPath)
         return (
             self.blocked_inference
             and not torch.is_grad_enabled()
             and not drop_path_active
             and x.shape[0] > 0
+            and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling()
         )
 
     def _forward_blocked(self, x: Tensor) -> Tensor:

@@ -126,6 +126,19 @@ def test_stochastic_depth_in_training_mode_keeps_the_plain_path(monkeypatch):
         block(tokens())
 
 
+@pytest.mark.parametrize("tracer", ["jit", "compiler"])
+def test_tracing_and_compiling_keep_the_plain_path(monkeypatch, tracer):
+    def refuse(self, x):
+        raise AssertionError("a traced graph must not bake in the batch size")
+
+    monkeypatch.setattr(Block, "_forward_blocked", refuse)
+    module = torch.jit if tracer == "jit" else torch.compiler
+    name = "is_tracing" if tracer == "jit" else "is_compiling"
+    monkeypatch.setattr(module, name, lambda: True)
+    with torch.inference_mode():
+        make_block()(tokens())
+
+
 def test_gradients_equal_whether_or_not_the_block_was_used_for_inference_first():
     block, x = make_block(), tokens()
     with torch.inference_mode():
