@@ -18,7 +18,7 @@ class DenseModel(BaseModel):
         """Sum the ``loss*`` entries; raise ``FloatingPointError`` if the total is NaN/inf."""
         parsed, log_vars = super().parse_losses(losses)
         if not math.isfinite(parsed.item()):
-            values = {k: float(v) for k, v in log_vars.items()}
+            values = {k: float(v.detach()) for k, v in log_vars.items()}
             raise FloatingPointError(
                 f"non-finite training loss {values}; no weights were updated and the last "
                 "checkpoint on disk is intact. To restart from it with other settings, use "
