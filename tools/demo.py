@@ -58,8 +58,8 @@ def main() -> None:
     print(f"[demo] overlays (image | prediction | ground truth): {show_dir}/")
     print(f"[demo] checkpoint: {work_dir / f'iter_{args.iters}.pth'}; log: {logger.log_file}")
     print(
-        "[demo] next: python tools/train.py configs/ade20k_linear_vits_reg.py "
-        "--cfg-options model.backbone.checkpoint=<DINOv2 weights> (see docs/getting_started.md)"
+        "[demo] next: python tools/train.py configs/ade20k_linear_vits_reg.py --data-root <ADE20K> "
+        "--cfg-options model.backbone.checkpoint=<DINOv2 weights> (docs/getting_started.md)"
     )
 
 
