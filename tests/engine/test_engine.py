@@ -18,6 +18,16 @@ from dinoreg_dense.engine import (
 from dinoreg_dense.registry import MODELS
 
 
+def segmentor(backbone_cfg: dict, num_classes: int, frozen: bool = False) -> torch.nn.Module:
+    return MODELS.build(
+        dict(
+            type="Segmentor",
+            backbone=dict(backbone_cfg, frozen=frozen),
+            decode_head=dict(type="LinearHead", in_channels=32, num_classes=num_classes),
+        )
+    )
+
+
 def test_atomic_put_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     install_atomic_backend()
     target = tmp_path / "iter_10.pth"
@@ -109,13 +119,7 @@ def test_vit_layer_ids():
 
 
 def test_layer_decay_and_backbone_lr_multiplier(tiny_backbone_cfg):
-    model = MODELS.build(
-        dict(
-            type="Segmentor",
-            backbone=tiny_backbone_cfg,
-            decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
-        )
-    )
+    model = segmentor(tiny_backbone_cfg, num_classes=3)
     wrapper = build_optim_wrapper(
         model,
         dict(
@@ -137,13 +141,7 @@ def test_layer_decay_and_backbone_lr_multiplier(tiny_backbone_cfg):
 
 
 def test_frozen_backbone_parameters_stay_out_of_the_optimizer(tiny_backbone_cfg):
-    model = MODELS.build(
-        dict(
-            type="Segmentor",
-            backbone=dict(tiny_backbone_cfg, frozen=True),
-            decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
-        )
-    )
+    model = segmentor(tiny_backbone_cfg, num_classes=3, frozen=True)
     wrapper = build_optim_wrapper(
         model,
         dict(
@@ -158,13 +156,7 @@ def test_frozen_backbone_parameters_stay_out_of_the_optimizer(tiny_backbone_cfg)
 def test_nan_loss_raises_before_any_update(tiny_backbone_cfg):
     from tests.models.test_segmentor import make_batch
 
-    model = MODELS.build(
-        dict(
-            type="Segmentor",
-            backbone=dict(tiny_backbone_cfg, frozen=True),
-            decode_head=dict(type="LinearHead", in_channels=32, num_classes=5),
-        )
-    )
+    model = segmentor(tiny_backbone_cfg, num_classes=5, frozen=True)
     wrapper = build_optim_wrapper(model, dict(optimizer=dict(type="SGD", lr=0.1)))
     with torch.no_grad():
         model.decode_head.conv_seg.bias[0] = float("nan")
@@ -179,13 +171,7 @@ def test_nan_loss_raises_before_any_update(tiny_backbone_cfg):
 def test_cpu_autocast_wrapper_trains_in_bfloat16(tiny_backbone_cfg):
     from tests.models.test_segmentor import make_batch
 
-    model = MODELS.build(
-        dict(
-            type="Segmentor",
-            backbone=tiny_backbone_cfg,
-            decode_head=dict(type="LinearHead", in_channels=32, num_classes=5),
-        )
-    )
+    model = segmentor(tiny_backbone_cfg, num_classes=5)
     wrapper = build_optim_wrapper(
         model, dict(type="CPUAutocastOptimWrapper", optimizer=dict(type="SGD", lr=0.1))
     )
@@ -202,13 +188,7 @@ def test_cpu_autocast_wrapper_trains_in_bfloat16(tiny_backbone_cfg):
 def test_backbone_only_weights_are_refused_where_a_training_checkpoint_is_needed(
     tiny_backbone_cfg,
 ):
-    model = MODELS.build(
-        dict(
-            type="Segmentor",
-            backbone=tiny_backbone_cfg,
-            decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
-        )
-    )
+    model = segmentor(tiny_backbone_cfg, num_classes=3)
     backbone_only = model.backbone.state_dict()
     with pytest.raises(ValueError, match=r"(?s)vit.pth.*missing.*model.backbone.checkpoint"):
         check_state_dict_shapes(model, backbone_only, "vit.pth")
