@@ -7,6 +7,8 @@ python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--work-dir 
 import argparse
 from pathlib import Path
 
+from mmengine.dist import is_main_process
+
 from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
 from dinoreg_dense.registry import RUNNERS
 
@@ -32,7 +34,8 @@ def main() -> None:
             dict(type="SegPredictionWriterHook", out_dir=args.out, show_dir=args.show_dir)
         ]
     metrics = RUNNERS.build(cfg).test()
-    print({k: round(float(v), 2) for k, v in metrics.items()})
+    if is_main_process():
+        print({k: round(float(v), 2) for k, v in metrics.items()})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 import ast
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def test_two_process_training_and_evaluation(tmp_path, toy_root):
     assert double.returncode == 0, double.stderr[-3000:]
     assert "GPU number: 2" in double.stdout + double.stderr  # MMEngine's name for world size
 
-    def metrics(out: str) -> str:
-        return [line for line in out.splitlines() if line.startswith("{'aAcc'")][-1]
+    def metrics(out: str) -> list[str]:
+        return re.findall(r"\{'aAcc'[^}]*\}", out)
 
-    assert metrics(single.stdout) == metrics(double.stdout)
+    assert len(metrics(single.stdout)) == 1
+    assert metrics(double.stdout) == metrics(single.stdout)  # printed once, by rank 0
