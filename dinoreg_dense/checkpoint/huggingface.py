@@ -62,26 +62,18 @@ _TOP_LEVEL = {
 _DROPPED_PREFIXES = ("embeddings.mask_token", "pooler.", "classifier.")
 
 # Defaults of the HF config classes, used for keys an older config.json does not spell out.
+_DINOV2_DEFAULTS: dict[str, Any] = dict(
+    patch_size=14,
+    mlp_ratio=4,
+    hidden_act="gelu",
+    layer_norm_eps=1e-6,
+    qkv_bias=True,
+    layerscale_value=1.0,
+    use_swiglu_ffn=False,
+)
 _HF_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dinov2": dict(
-        patch_size=14,
-        mlp_ratio=4,
-        hidden_act="gelu",
-        layer_norm_eps=1e-6,
-        qkv_bias=True,
-        layerscale_value=1.0,
-        use_swiglu_ffn=False,
-    ),
-    "dinov2_with_registers": dict(
-        patch_size=16,
-        mlp_ratio=4,
-        hidden_act="gelu",
-        layer_norm_eps=1e-6,
-        qkv_bias=True,
-        layerscale_value=1.0,
-        use_swiglu_ffn=False,
-        num_register_tokens=4,
-    ),
+    "dinov2": _DINOV2_DEFAULTS,
+    "dinov2_with_registers": {**_DINOV2_DEFAULTS, "patch_size": 16, "num_register_tokens": 4},
     "vit": dict(patch_size=16, hidden_act="gelu", layer_norm_eps=1e-12, qkv_bias=True),
 }
 HF_MODEL_TYPES = tuple(_HF_DEFAULTS)
