@@ -49,8 +49,7 @@ class Segmentor(DenseModel):
         """(B, 3, H, W) normalised images -> logits (B, K, H, W) at the input resolution."""
         features = self.backbone(inputs)
         logits = self.decode_head(features)
-        pad_h, pad_w = features.padding
-        size = (inputs.shape[-2] + pad_h, inputs.shape[-1] + pad_w)
+        size = _padded_size(inputs, features.padding)
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits[..., : inputs.shape[-2], : inputs.shape[-1]]
 
@@ -83,8 +82,7 @@ class Segmentor(DenseModel):
                 "set model.decode_head.num_classes to the dataset's class count"
             )
         features = self.backbone(inputs)
-        pad_h, pad_w = features.padding
-        size = (inputs.shape[-2] + pad_h, inputs.shape[-1] + pad_w)
+        size = _padded_size(inputs, features.padding)
         # Patch-grid logits: the loss upsamples them without materialising (B, K, H, W).
         return self.decode_head.loss(self.decode_head(features), labels, size)
 
@@ -152,3 +150,8 @@ class Segmentor(DenseModel):
             if self.test_cfg.get("return_logits"):
                 sample.seg_logits = prob
         return data_samples
+
+
+def _padded_size(inputs: Tensor, padding: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of ``inputs`` (B, 3, H, W) plus the backbone's (bottom, right) padding."""
+    return inputs.shape[-2] + padding[0], inputs.shape[-1] + padding[1]
