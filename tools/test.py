@@ -9,7 +9,11 @@ from pathlib import Path
 
 from mmengine.dist import is_main_process
 
-from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
+from dinoreg_dense.engine.launch import (
+    add_runner_arguments,
+    process_group_teardown,
+    runner_config,
+)
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -39,4 +43,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with process_group_teardown():
+        main()

@@ -9,7 +9,11 @@ import argparse
 
 import torch
 
-from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
+from dinoreg_dense.engine.launch import (
+    add_runner_arguments,
+    process_group_teardown,
+    runner_config,
+)
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -49,4 +53,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with process_group_teardown():
+        main()

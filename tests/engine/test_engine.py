@@ -215,3 +215,25 @@ def test_runner_config_from_tool_arguments(tmp_path):
     assert cfg.runner_type == "DenseRunner"
     if not torch.cuda.is_available():
         assert cfg.env_cfg.dist_cfg.backend == "gloo"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_tools_destroy_the_process_group_on_the_way_out(tmp_path, fails):
+    import torch.distributed as dist
+
+    from dinoreg_dense.engine.launch import process_group_teardown
+
+    def run() -> None:
+        store = dist.FileStore(str(tmp_path / "store"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+        dist.barrier()
+        if fails:
+            raise RuntimeError("training failed")
+
+    if fails:
+        with pytest.raises(RuntimeError, match="training failed"), process_group_teardown():
+            run()
+    else:
+        with process_group_teardown():
+            run()
+    assert not dist.is_initialized()

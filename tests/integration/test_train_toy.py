@@ -121,7 +121,7 @@ def test_two_process_training_and_evaluation(tmp_path, toy_root):
         text=True,
         timeout=300,
     )
-    assert train.returncode == 0, train.stderr[-3000:]
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-3000:]
     assert "Distributed training: True" in train.stdout + train.stderr
     checkpoint = tmp_path / "ddp" / "iter_10.pth"
     assert checkpoint.exists()
@@ -139,7 +139,7 @@ def test_two_process_training_and_evaluation(tmp_path, toy_root):
         text=True,
         timeout=300,
     )
-    assert double.returncode == 0, double.stderr[-3000:]
+    assert double.returncode == 0, double.stdout[-2000:] + double.stderr[-3000:]
     assert "GPU number: 2" in double.stdout + double.stderr  # MMEngine's name for world size
 
     def metrics(out: str) -> list[str]:
