@@ -4,9 +4,11 @@ DINOv2's linear probe upsamples (B, K, h, w) patch-grid logits to the label size
 and takes a per-pixel cross-entropy. Done naively that is ~6 passes over a (B, K, H, W) tensor
 (interpolate, log-softmax, NLL and their backwards) and costs more than the frozen backbone's
 forward. Bilinear upsampling (align_corners=False) is separable, ``U_h z U_w^T``, and every
-output row mixes just two input rows, so this module upsamples the columns once with a matmul,
-then computes the loss and its gradient a band of output rows at a time, keeping only
-(B, K, h, W) tensors alive.
+output row is a linear interpolation of two neighbouring input rows. So this module upsamples
+the columns once with a matmul into a classes-last (h, B, W, K) tensor, then walks the output
+rows in runs that share the same two source rows: per run and image it forms the band with one
+``addcmul``, takes a fused softmax over the contiguous class axis, and returns the band's
+gradient to its two source rows with one small matmul. Only (h, B, W, K) tensors stay alive.
 """
 
 import torch
@@ -19,6 +21,23 @@ def linear_interp_matrix(src: int, dst: int, device: torch.device | None = None)
     (mode 'linear', align_corners=False) from ``src`` to ``dst`` samples."""
     eye = torch.eye(src, device=device).unsqueeze(0)  # (1, src, src): each input as a channel
     return F.interpolate(eye, size=dst, mode="linear", align_corners=False)[0].T.contiguous()
+
+
+def _row_runs(src: int, dst: int, rows: int, max_rows: int) -> list[tuple[int, int, int, Tensor]]:
+    """Output rows ``0..rows-1`` of a ``src -> dst`` linear interpolation, grouped into runs
+    ``(start, stop, lo, t)``: row ``r`` in ``[start, stop)`` equals
+    ``(1 - t[r - start]) * in[lo] + t[r - start] * in[min(lo + 1, src - 1)]``.
+    Runs are at most ``max_rows`` long."""
+    weights = linear_interp_matrix(src, dst)[:rows]  # (rows, src)
+    lo = (weights > 0).int().argmax(dim=1)  # first source row with a non-zero weight
+    hi = (lo + 1).clamp(max=src - 1)
+    t = torch.where(hi == lo, 0.0, weights.gather(1, hi[:, None])[:, 0])
+    runs, lo_list, start = [], lo.tolist(), 0
+    for row in range(1, rows + 1):
+        if row == rows or lo_list[row] != lo_list[start] or row - start == max_rows:
+            runs.append((start, row, lo_list[start], t[start:row]))
+            start = row
+    return runs
 
 
 class _UpsampledCrossEntropy(torch.autograd.Function):
@@ -40,37 +59,42 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         b, k, h, w = logits.shape
         height, width = labels.shape[-2:]
         u_w = linear_interp_matrix(w, upsample_size[1], logits.device)[:width]  # (W, w)
-        # Each output row mixes two input rows: keep their indices and weights, not U_h.
-        row_weights, row_index = linear_interp_matrix(h, upsample_size[0], logits.device)[
-            :height
-        ].topk(2, dim=1)  # (H, 2)
-        # Columns upsampled once, rows first in memory: (h, B, K, W).
-        z_w = (logits.float() @ u_w.T).permute(2, 0, 1, 3).contiguous()
+        # Columns upsampled once, source rows first and classes last: (h, B, W, K).
+        z_w = u_w @ logits.detach().float().permute(2, 0, 3, 1)
         need_grad = ctx.needs_input_grad[0]
         grad_z_w = torch.zeros_like(z_w) if need_grad else None
         valid = (labels != ignore_index).transpose(0, 1)  # (H, B, W)
-        targets = torch.where(valid, labels.transpose(0, 1), 0).unsqueeze(2)  # (H, B, 1, W)
+        targets = torch.where(valid, labels.transpose(0, 1), 0).unsqueeze(-1)  # (H, B, W, 1)
         num_valid = int(valid.sum())
         total = z_w.new_zeros(())
-        for start in range(0, height, rows_per_chunk):
-            rows = slice(start, min(start + rows_per_chunk, height))
-            index, weight = row_index[rows], row_weights[rows].view(-1, 2, 1, 1, 1)
-            full = z_w[index[:, 0]] * weight[:, 0] + z_w[index[:, 1]] * weight[:, 1]  # (R,B,K,W)
-            band_valid, target = valid[rows].unsqueeze(2), targets[rows]
-            picked = full.gather(2, target)
-            # softmax and log-sum-exp from one exp pass: lse = max + log(sum(exp(x - max)))
-            top = full.amax(dim=2, keepdim=True)
-            probs = torch.exp(full.sub_(top))
-            norm = probs.sum(dim=2, keepdim=True)
-            total += ((top + norm.log() - picked) * band_valid).sum()
-            if need_grad:
-                probs.div_(norm / band_valid)  # ignored pixels: divided by inf -> 0
-                probs.scatter_add_(2, target, -band_valid.to(probs.dtype))
-                grad_z_w.index_add_(0, index[:, 0], probs * weight[:, 0])
-                grad_z_w.index_add_(0, index[:, 1], probs.mul_(weight[:, 1]))
+        for start, stop, lo, t in _row_runs(h, upsample_size[0], height, rows_per_chunk):
+            hi = min(lo + 1, h - 1)
+            t = t.to(z_w.device)
+            pair_weights = torch.stack([1 - t, t])  # (2, R)
+            for image in range(b):
+                low, high = z_w[lo, image], z_w[hi, image]  # (W, K)
+                band = torch.addcmul(low, t.view(-1, 1, 1), high - low)  # (R, W, K)
+                probs = torch.softmax(band, dim=-1)
+                target = targets[start:stop, image]  # (R, W, 1)
+                band_valid = valid[start:stop, image]  # (R, W)
+                picked = probs.gather(-1, target)[..., 0]
+                loss = -picked.log()
+                underflow = picked == 0
+                if underflow.any():  # softmax underflowed: exact log-sum-exp for those pixels
+                    logit = band.gather(-1, target)[..., 0]
+                    loss[underflow] = torch.logsumexp(band[underflow], -1) - logit[underflow]
+                every_pixel = bool(band_valid.all())
+                total += loss.sum() if every_pixel else (loss * band_valid).sum()
+                if need_grad:  # softmax minus one-hot, zero on ignored pixels
+                    probs.scatter_add_(-1, target, torch.full_like(probs[..., :1], -1.0))
+                    if not every_pixel:
+                        probs.mul_(band_valid.unsqueeze(-1))
+                    grad = (pair_weights @ probs.view(stop - start, -1)).view(2, width, k)
+                    grad_z_w[lo, image] += grad[0]
+                    grad_z_w[hi, image] += grad[1]
         scale = 1.0 / max(num_valid, 1)
         if need_grad:
-            grad_logits = (grad_z_w.permute(1, 2, 0, 3) @ u_w) * scale
+            grad_logits = (u_w.T @ grad_z_w).permute(1, 3, 0, 2) * scale  # (B, K, h, w)
             ctx.save_for_backward(grad_logits.to(logits.dtype))
         return total * scale
 
@@ -99,8 +123,8 @@ def upsampled_cross_entropy(
         upsample_size: (H', W') >= (H, W) the logits are resized to before cropping (the padded
             input size); default (H, W).
         ignore_index: label excluded from the loss.
-        rows_per_chunk: output rows processed at once; by default enough for ~2.5M values
-            (10 MB), which keeps each band in cache (measured fastest on a 2-core Zen 4).
+        rows_per_chunk: at most this many output rows (of one image) are formed at once; by
+            default all rows between the same two source rows (about ``H / h``).
 
     Returns:
         Scalar float32 loss; its gradient flows to ``logits``.
@@ -109,6 +133,5 @@ def upsampled_cross_entropy(
     if size[0] < labels.shape[-2] or size[1] < labels.shape[-1]:
         raise ValueError(f"upsample_size {size} is smaller than the labels {labels.shape[-2:]}")
     if rows_per_chunk is None:
-        b, k = logits.shape[:2]
-        rows_per_chunk = max(1, 2_500_000 // (b * k * labels.shape[-1]))
+        rows_per_chunk = labels.shape[-2]
     return _UpsampledCrossEntropy.apply(logits, labels, size, ignore_index, rows_per_chunk)

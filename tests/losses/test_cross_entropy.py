@@ -23,6 +23,8 @@ def test_interp_matrix_matches_f_interpolate():
         ((7, 9), (98, 126), (90, 120), 5),
         ((4, 4), (64, 64), (64, 64), None),
         ((3, 5), (3, 5), (3, 5), 1),
+        ((9, 11), (6, 8), (5, 8), None),  # fewer rows than the grid: runs of one row
+        ((1, 4), (10, 12), (10, 12), 3),  # a single source row
     ],
 )
 def test_upsampled_ce_equals_interpolate_then_ce(grid, size, labels_size, rows):
@@ -36,6 +38,21 @@ def test_upsampled_ce_equals_interpolate_then_ce(grid, size, labels_size, rows):
     (grad_got,) = torch.autograd.grad(2.0 * got, logits)  # upstream gradient is honoured
     torch.testing.assert_close(got, expected.float(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(grad_got, 2.0 * grad_expected, rtol=1e-6, atol=1e-9)
+
+
+def test_confident_wrong_logits_give_the_exact_loss():
+    # the target's softmax probability underflows to 0 in float32: the loss must stay finite
+    logits = torch.zeros(1, 3, 2, 2, dtype=torch.float64)
+    logits[:, 0] = 300.0
+    logits.requires_grad_(True)
+    labels = torch.ones(1, 8, 8, dtype=torch.long)
+    labels[0, 0, 0] = 0
+    expected = reference(logits, labels, (8, 8))
+    (grad_expected,) = torch.autograd.grad(expected, logits)
+    got = upsampled_cross_entropy(logits, labels)
+    (grad_got,) = torch.autograd.grad(got, logits)
+    torch.testing.assert_close(got, expected.float())
+    torch.testing.assert_close(grad_got, grad_expected, rtol=1e-6, atol=1e-9)
 
 
 def test_all_ignored_gives_zero_loss_and_gradient():
