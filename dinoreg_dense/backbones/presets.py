@@ -78,19 +78,22 @@ for _size in "sb":
         ARCHS[f"dino_vit{_size}{_patch}"] = replace(
             _DINO, patch_size=_patch, pos_embed_grid=(224 // _patch,) * 2, **_SIZES[_size]
         )
-# Layout of birder's I-JEPA register ViTs: RMSNorm, patch 16, registers and no cls token.
-ARCHS["vitb16_reg4_rms_nocls"] = ViTArch(
-    patch_size=16,
-    layerscale_init=None,
-    norm_layer="rmsnorm",
-    class_token=False,
-    num_register_tokens=4,
-    pos_embed_grid=(14, 14),
-    pos_embed_includes_cls=False,
-    interpolate_antialias=True,
-    interpolate_offset=0.0,
-    **_SIZES["b"],
-)
+# birder's register ViTs: RMSNorm, patch 16, 4 registers, no cls token, and birder's resampling
+# (bicubic to the exact size, no antialias). M/16 is the size of its released I-JEPA encoders
+# (`vit_reg4_m16_rms_avg_i-jepa*`); B/16 is the same layout at ViT-B width.
+for _name, _size in (("m", dict(embed_dim=512, depth=12, num_heads=8)), ("b", _SIZES["b"])):
+    ARCHS[f"vit{_name}16_reg4_rms_nocls"] = ViTArch(
+        patch_size=16,
+        layerscale_init=None,
+        norm_layer="rmsnorm",
+        class_token=False,
+        num_register_tokens=4,
+        pos_embed_grid=(14, 14),
+        pos_embed_includes_cls=False,
+        interpolate_antialias=False,
+        interpolate_offset=0.0,
+        **_size,
+    )
 
 
 def resolve_arch(arch: str | ViTArch | dict[str, Any] | None, **overrides: Any) -> ViTArch:

@@ -2,10 +2,11 @@
 
 ``load_pretrained`` and ``read_arch`` accept official DINOv2 / DINOv2-reg / DINO ``.pth`` files
 (plus training checkpoints with ``teacher`` / ``student`` / ``module.`` / ``backbone.``),
-Hugging Face model folders, timm state dicts and our own safetensors; the converters are pure
-functions of a state dict.
+Hugging Face model folders, timm state dicts, birder ViT ``.pt`` / ``.safetensors`` files and our
+own safetensors; the converters are pure functions of a state dict.
 """
 
+from .birder import arch_from_birder, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf
 from .infer import infer_arch
@@ -16,7 +17,9 @@ from .timm_vit import convert_timm
 
 __all__ = [
     "CheckpointError",
+    "arch_from_birder",
     "arch_from_hf_config",
+    "convert_birder",
     "convert_hf",
     "convert_official",
     "convert_timm",

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..backbones.presets import ViTArch
+from .birder import arch_from_birder, birder_file_options, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf, hf_variant
 from .infer import describe_arch, describe_state, infer_arch, suggest_arch
@@ -29,6 +30,8 @@ _ANCHORS = (
     "embeddings.patch_embeddings.projection.weight",
     "patch_embed.proj.weight",
     "patch_embed.weight",
+    "conv_proj.weight",  # birder
+    "conv_proj.0.weight",  # birder's hMLP stem, located only to be refused by name
 )
 _HF_CLASSES = {
     "dinov2": "Dinov2Model",
@@ -41,12 +44,14 @@ _SHOWN = 5  # offending keys quoted per kind in error messages
 @dataclass(frozen=True)
 class _Format:
     """A source layout: its converter and how its implementation resamples position embeddings
-    (used only when the architecture has to be inferred from shapes)."""
+    (used only when the architecture has to be inferred from shapes). ``options``, when set,
+    reads keyword arguments for ``convert`` from the file (its path and header metadata)."""
 
     name: str
-    convert: Callable[[Mapping[str, Tensor]], dict[str, Tensor]]
+    convert: Callable[..., dict[str, Tensor]]
     interpolate_antialias: bool
     interpolate_offset: float
+    options: Callable[[Path, Mapping[str, str]], dict[str, Any]] | None = None
 
 
 def _identity(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -62,6 +67,7 @@ _FORMATS = {
     "official_dino": _Format("official DINO v1 (or timm ViT)", convert_official, False, 0.1),
     "timm": _Format("timm VisionTransformer", convert_timm, True, 0.0),
     "hf": _Format("Hugging Face", convert_hf, False, 0.0),
+    "birder": _Format("birder ViT", convert_birder, False, 0.0, birder_file_options),
 }
 
 
@@ -71,6 +77,7 @@ class _Loaded:
     kind: str
     name: str
     state: dict[str, Tensor]
+    options: dict[str, Any]
 
 
 def detect_format(path: str | Path) -> str:
@@ -84,8 +91,10 @@ def read_arch(path: str | Path) -> ViTArch:
 
     From an HF ``config.json`` (``dinov2``, ``dinov2_with_registers``, ``vit``), with HF's
     position-embedding resampling so outputs equal HF's; from our safetensors metadata; for
-    other formats inferred from tensor shapes (see :mod:`dinoreg_dense.checkpoint.infer`), with
-    the resampling rule of the implementation the format comes from.
+    birder files from shapes plus their signature and config (see
+    :mod:`dinoreg_dense.checkpoint.birder`), with birder's resampling; for other formats inferred
+    from tensor shapes (see :mod:`dinoreg_dense.checkpoint.infer`), with the resampling rule of
+    the implementation the format comes from.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -158,7 +167,14 @@ def _load(path: Path) -> _Loaded:
         name = f"Hugging Face {_HF_CLASSES.get(hf_variant(state, file.hf_config), 'model')}"
     if prefix:
         name += f" under {prefix!r}"
-    return _Loaded(file, kind, name, fmt.convert(state))
+    try:
+        options = fmt.options(file.path, file.metadata) if fmt.options else {}
+        converted = fmt.convert(state, **options)
+    except ValueError as error:
+        raise CheckpointError(
+            f"{file.path}: cannot convert the checkpoint ({name}): {error}"
+        ) from error
+    return _Loaded(file, kind, name, converted, options)
 
 
 def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
@@ -173,8 +189,8 @@ def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
         raise CheckpointError(
             f"{file.path}: unrecognised checkpoint format (no ViT patch embedding found; first "
             f"keys: {first}). Supported: official DINOv2 / DINOv2-reg / DINO .pth, Hugging Face "
-            "Dinov2(WithRegisters)Model / ViTModel folders, timm ViT state dicts, dinoreg_dense "
-            "safetensors."
+            "Dinov2(WithRegisters)Model / ViTModel folders, timm ViT state dicts, birder ViT "
+            ".pt / .safetensors, dinoreg_dense safetensors."
         )
     # Training checkpoints hold student and teacher; DINO and DINOv2 evaluate the teacher.
     prefix = min(prefixes, key=lambda p: ("teacher" not in p, len(p), p))
@@ -187,6 +203,8 @@ def _detect(state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
         return "native"
     if "embeddings.patch_embeddings.projection.weight" in state:
         return "hf"
+    if "conv_proj.weight" in state or "conv_proj.0.weight" in state:
+        return "birder"
     if "patch_embed.weight" in state:
         return "ours"
     if "reg_token" in state:
@@ -208,6 +226,8 @@ def _file_arch(loaded: _Loaded) -> ViTArch:
             return arch_from_metadata(file.metadata)
         if loaded.kind == "hf" and file.hf_config is not None:
             return arch_from_hf_config(file.hf_config)
+        if loaded.kind == "birder":
+            return arch_from_birder(loaded.state, **loaded.options)
         return infer_arch(loaded.state, **_inference_defaults(loaded))
     except ValueError as error:
         raise CheckpointError(
@@ -262,8 +282,14 @@ def _mismatch_message(loaded: _Loaded, model_arch: ViTArch, problems: dict[str, 
             f"{describe_arch(model_arch)}; set model.backbone.arch to the file's architecture."
         )
         return "\n".join(lines)
+    if file_arch == model_arch:
+        lines.append(
+            f"The config builds the file's own architecture, {describe_arch(model_arch)}, so the "
+            "file itself lacks or adds tensors (damaged or edited?)."
+        )
+        return "\n".join(lines)
     fix = f"set model.backbone.{suggest_arch(file_arch)}"
-    if loaded.kind == "native" or loaded.file.hf_config is not None:
+    if loaded.kind in ("native", "birder") or loaded.file.hf_config is not None:
         fix = "set model.backbone.arch=None to take the architecture from the file, or " + fix
     lines.append(
         f"The file looks like {describe_arch(file_arch)} but the config builds "

@@ -34,6 +34,10 @@ _HF_WEIGHT_NAME = re.compile(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensor
 # command-line arguments as an ``argparse.Namespace`` under ``'args'``.
 _SAFE_GLOBALS = [argparse.Namespace]
 
+# Non-tensor entries that birder writes next to ``'state'`` in its ``.pt`` files; its
+# ``.safetensors`` files carry the same entries as header metadata (JSON text for the dicts).
+_BIRDER_HEADER_KEYS = ("birder_version", "task", "signature", "config")
+
 
 @dataclass
 class CheckpointFile:
@@ -43,7 +47,9 @@ class CheckpointFile:
         path: the file or folder that was asked for.
         tensors: every tensor in the file, nested dicts flattened to dotted keys
             (``{'teacher': {'backbone.x': t}}`` becomes ``'teacher.backbone.x'``).
-        metadata: safetensors header metadata (empty for other files).
+        metadata: safetensors header metadata; for a birder ``.pt`` file its ``birder_version``,
+            ``task``, ``signature`` and ``config`` entries in the same form (dicts as JSON text);
+            empty for other files.
         hf_config: the ``config.json`` of a Hugging Face folder, else ``None``.
     """
 
@@ -93,7 +99,9 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
             if weight_file.suffix == ".safetensors":
                 tensors.update(load_safetensors(weight_file))
             else:
-                tensors.update(flatten_tensors(_torch_load(weight_file)))
+                contents = _torch_load(weight_file)
+                tensors.update(flatten_tensors(contents))
+                metadata = metadata or birder_header(contents)
     if not tensors:
         raise CheckpointError(f"{path}: the file holds no tensors")
     return CheckpointFile(path, tensors, metadata, config)
@@ -109,6 +117,25 @@ def flatten_tensors(obj: Any, prefix: str = "") -> dict[str, Tensor]:
     for key, value in obj.items():
         flat.update(flatten_tensors(value, f"{prefix}{key}."))
     return flat
+
+
+def birder_header(contents: Any) -> dict[str, str]:
+    """The non-tensor entries of a birder ``.pt`` file (``{'state': ..., 'birder_version': ...,
+    'signature': {...}, 'config': {...}}``) as birder's safetensors metadata holds them: strings
+    as they are, dicts and lists as JSON. Empty for anything that is not a birder file."""
+    if not isinstance(contents, Mapping) or "birder_version" not in contents:
+        return {}
+    header = {}
+    for key in _BIRDER_HEADER_KEYS:
+        value = contents.get(key)
+        if isinstance(value, str):
+            header[key] = value
+        elif value is not None:
+            try:
+                header[key] = json.dumps(value)
+            except (TypeError, ValueError):
+                continue  # not plain data; the entry is optional
+    return header
 
 
 def _weight_files(folder: Path) -> list[Path]:
