@@ -76,10 +76,12 @@ class RegisterViT(nn.Module):
         **arch_overrides: Any,
     ) -> None:
         super().__init__()
-        if arch is None and checkpoint is not None:
-            from ..checkpoint import read_arch
+        if checkpoint is not None:
+            from ..checkpoint import PretrainedFile
 
-            arch = read_arch(checkpoint)
+            checkpoint = PretrainedFile(checkpoint)  # read once, before anything is built
+            if arch is None:
+                arch = checkpoint.arch
         self.arch = resolve_arch(arch, **arch_overrides)
         a = self.arch
         self.patch_size = a.patch_size

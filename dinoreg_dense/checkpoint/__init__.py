@@ -10,13 +10,14 @@ from .birder import arch_from_birder, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf
 from .infer import infer_arch
-from .loader import detect_format, fit_cls_pos_row, load_pretrained, read_arch
+from .loader import PretrainedFile, detect_format, fit_cls_pos_row, load_pretrained, read_arch
 from .native import save_checkpoint
 from .official import convert_official
 from .timm_vit import convert_timm
 
 __all__ = [
     "CheckpointError",
+    "PretrainedFile",
     "arch_from_birder",
     "arch_from_hf_config",
     "convert_birder",

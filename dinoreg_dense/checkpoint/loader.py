@@ -111,18 +111,23 @@ def read_arch(path: str | Path) -> ViTArch:
         raise CheckpointError(f"{path}: cannot read the architecture: {error}") from error
 
 
-def load_pretrained(model: "RegisterViT", path: str | Path) -> None:
+def load_pretrained(model: "RegisterViT", path: "str | Path | PretrainedFile") -> None:
     """Load any supported checkpoint into ``model`` in place, strictly.
 
     Every tensor of the model must come from the file with the same shape and the file may hold
     nothing else besides non-backbone parts (heads, optimiser state, iBOT's mask token).
+
+    Args:
+        model: the backbone to fill.
+        path: the checkpoint, or a :class:`PretrainedFile` already read (no second read).
 
     Raises:
         FileNotFoundError: the path does not exist.
         CheckpointError: unreadable or unrecognised file, or missing / unexpected /
             mis-shaped tensors; the message names the file, the format and the fix.
     """
-    loaded = _load(check_exists(path))
+    pretrained = path if isinstance(path, PretrainedFile) else PretrainedFile(path)
+    loaded = pretrained.loaded
     state = fit_cls_pos_row(loaded.state, model.arch)
     expected = model.state_dict()
     problems = _compare(state, expected)
@@ -131,6 +136,22 @@ def load_pretrained(model: "RegisterViT", path: str | Path) -> None:
     model.load_state_dict(state)
     _note_numeric_differences(loaded, model.arch)
     logger.info("loaded %s from %s (%d tensors)", loaded.name, loaded.file.path, len(state))
+
+
+class PretrainedFile:
+    """A checkpoint read and converted once, for both its architecture and its weights.
+
+    ``RegisterViT(arch=None, checkpoint=...)`` needs the architecture before it can build the
+    model and the weights after; a multi-GB ``.pth`` is read a single time this way.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.loaded = _load(check_exists(path))
+
+    @property
+    def arch(self) -> ViTArch:
+        """The file's architecture, as :func:`read_arch` gives it."""
+        return _file_arch(self.loaded)
 
 
 def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Tensor]:

@@ -91,3 +91,19 @@ def test_convert_tool_writes_a_file_that_loads_without_arch(tmp_path, kit, capsy
     assert read_arch(out) == source.arch
     assert main([str(tmp_path / "missing.pth"), str(out)]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_read_once_when_it_also_gives_the_architecture(tmp_path, kit, monkeypatch):
+    from dinoreg_dense.checkpoint import loader
+
+    source = kit.randomise_(MODELS.build(dict(type="RegisterViT", arch="vits14_reg4", depth=2)))
+    path = tmp_path / "backbone.pth"  # a plain state dict: the architecture comes from shapes
+    torch.save(source.state_dict(), path)
+    reads = []
+    original = loader.read_checkpoint
+    monkeypatch.setattr(loader, "read_checkpoint", lambda p: reads.append(p) or original(p))
+    loaded = MODELS.build(dict(type="RegisterViT", arch=None, checkpoint=str(path)))
+    assert len(reads) == 1
+    assert loaded.arch == source.arch
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
