@@ -13,7 +13,7 @@ import ast
 import sys
 
 from dinoreg_dense.backbones import RegisterViT
-from dinoreg_dense.checkpoint import CheckpointError, detect_format, save_checkpoint
+from dinoreg_dense.checkpoint import CheckpointError, PretrainedFile, save_checkpoint
 from dinoreg_dense.checkpoint.infer import describe_arch
 
 
@@ -47,8 +47,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        print(f"detected: {detect_format(args.input)}")
-        model = RegisterViT(arch=args.arch, checkpoint=args.input, **parse_overrides(args.set))
+        pretrained = PretrainedFile(args.input)  # read once for the format, arch and weights
+        print(f"detected: {pretrained.format_name}")
+        model = RegisterViT(arch=args.arch, checkpoint=pretrained, **parse_overrides(args.set))
     except (CheckpointError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,9 @@ from .attention import AttentionMaps
 from .block import Block, make_norm
 from .pos_embed import resample_pos_embed
 from .presets import ViTArch, resolve_arch
+
+if TYPE_CHECKING:
+    from ..checkpoint import PretrainedFile
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +56,13 @@ class RegisterViT(nn.Module):
 
     Args:
         arch: preset name (see ``ARCHS``: ``vits14_reg4``, ``dino_vitb16`` ...), a
-            :class:`ViTArch`, a dict of its fields, or ``None`` (ViT-S/14 defaults; with an
-            HF folder as ``checkpoint`` the architecture comes from its ``config.json``).
+            :class:`ViTArch`, a dict of its fields, or ``None``: the checkpoint's own
+            architecture (HF ``config.json``, our metadata, birder's header, else tensor shapes;
+            ViT-S/14 defaults without a checkpoint).
         checkpoint: pretrained weights (official DINOv2 / DINO ``.pth``, HF folder, timm state
-            dict, our safetensors). A missing file is an error; ``None`` warns about random init.
+            dict, birder file, our safetensors), or a
+            :class:`~dinoreg_dense.checkpoint.PretrainedFile` already read. A missing file is an
+            error; ``None`` warns about random init.
         out_indices: blocks whose outputs ``forward`` returns; negative counts from the end; an
             int ``n`` means the last n blocks.
         norm_outputs: apply the final norm to every returned layer.
@@ -68,7 +74,7 @@ class RegisterViT(nn.Module):
     def __init__(
         self,
         arch: str | ViTArch | dict[str, Any] | None = "vits14_reg4",
-        checkpoint: str | Path | None = None,
+        checkpoint: "str | Path | PretrainedFile | None" = None,
         out_indices: int | Sequence[int] = (-1,),
         norm_outputs: bool = True,
         frozen: bool = False,
@@ -79,7 +85,8 @@ class RegisterViT(nn.Module):
         if checkpoint is not None:
             from ..checkpoint import PretrainedFile
 
-            checkpoint = PretrainedFile(checkpoint)  # read once, before anything is built
+            if not isinstance(checkpoint, PretrainedFile):
+                checkpoint = PretrainedFile(checkpoint)  # read once, before anything is built
             if arch is None:
                 arch = checkpoint.arch
         self.arch = resolve_arch(arch, **arch_overrides)

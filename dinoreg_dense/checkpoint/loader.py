@@ -149,6 +149,11 @@ class PretrainedFile:
         self.loaded = _load(check_exists(path))
 
     @property
+    def format_name(self) -> str:
+        """What :func:`detect_format` says of the file."""
+        return self.loaded.name
+
+    @property
     def arch(self) -> ViTArch:
         """The file's architecture, as :func:`read_arch` gives it."""
         return _file_arch(self.loaded)

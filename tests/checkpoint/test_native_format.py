@@ -107,3 +107,6 @@ def test_a_checkpoint_is_read_once_when_it_also_gives_the_architecture(tmp_path,
     assert loaded.arch == source.arch
     for key, value in source.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
+    # the conversion tool too: format, architecture and weights from one read
+    assert runpy.run_path(str(TOOL))["main"]([str(path), str(tmp_path / "out.safetensors")]) == 0
+    assert len(reads) == 2
