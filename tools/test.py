@@ -9,11 +9,7 @@ from pathlib import Path
 
 from mmengine.dist import is_main_process
 
-from dinoreg_dense.engine.launch import (
-    add_runner_arguments,
-    process_group_teardown,
-    runner_config,
-)
+from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -43,5 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with process_group_teardown():
-        main()
+    main()

@@ -9,11 +9,7 @@ import argparse
 
 import torch
 
-from dinoreg_dense.engine.launch import (
-    add_runner_arguments,
-    process_group_teardown,
-    runner_config,
-)
+from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -53,5 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with process_group_teardown():
-        main()
+    main()

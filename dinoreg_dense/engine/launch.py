@@ -1,13 +1,10 @@
 """What tools/train.py and tools/test.py share: common arguments and config preparation."""
 
 import argparse
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 
@@ -48,17 +45,3 @@ def runner_config(args: argparse.Namespace) -> Config:
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
     cfg.setdefault("runner_type", "DenseRunner")
     return cfg
-
-
-@contextlib.contextmanager
-def process_group_teardown() -> Iterator[None]:
-    """Destroy the default process group, if the run made one, before the interpreter exits.
-
-    A gloo process group left to interpreter finalization can abort the process (SIGABRT,
-    "terminate called without an active exception") after the work is done, which torchrun
-    reports as a failed run."""
-    try:
-        yield
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()

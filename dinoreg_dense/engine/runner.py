@@ -1,5 +1,6 @@
 """MMEngine Runner with safe checkpoint loading and atomic checkpoint writes."""
 
+import atexit
 from typing import Any
 
 import torch
@@ -13,6 +14,12 @@ from .atomic_backend import install_atomic_backend
 from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint, portable_message_hub
 
 
+def destroy_process_group() -> None:
+    """Destroy the default process group, if there is one."""
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 @RUNNERS.register_module()
 class DenseRunner(Runner):
     """``Runner`` that
@@ -24,7 +31,8 @@ class DenseRunner(Runner):
       an error naming the file and the fix, where MMEngine would only warn;
     * writes checkpoints atomically, so a run killed while saving resumes from the last one;
     * trains distributed on CPU (``torchrun ... --launcher pytorch`` without GPUs) with gloo,
-      where MMEngine would call ``torch.cuda.set_device``.
+      where MMEngine would call ``torch.cuda.set_device``, and destroys the process group it
+      started before the interpreter exits.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -39,10 +47,18 @@ class DenseRunner(Runner):
             checkpoint["message_hub"] = portable_message_hub(checkpoint["message_hub"])
 
     def setup_env(self, env_cfg: dict) -> None:
-        """Start a gloo process group ourselves on machines without CUDA, then MMEngine's."""
-        if self.distributed and not torch.cuda.is_available() and not torch_dist.is_initialized():
+        """Start a gloo process group ourselves on machines without CUDA, then MMEngine's.
+
+        A process group this runner starts is destroyed at exit, while the interpreter is still
+        whole: left to finalization, a gloo group can abort the process (SIGABRT, "terminate
+        called without an active exception") after the work is done (pytorch/pytorch#190489).
+        """
+        starts_group = self.distributed and not torch_dist.is_initialized()
+        if starts_group and not torch.cuda.is_available():
             torch_dist.init_process_group(backend="gloo")
         super().setup_env(env_cfg)
+        if starts_group:
+            atexit.register(destroy_process_group)
 
     def wrap_model(self, model_wrapper_cfg: dict | None, model: torch.nn.Module) -> torch.nn.Module:
         """MMEngine's wrapping, except DDP over CPU modules takes no ``device_ids``."""

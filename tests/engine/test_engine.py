@@ -1,4 +1,5 @@
 import math
+import os
 
 import numpy as np
 import pytest
@@ -217,23 +218,26 @@ def test_runner_config_from_tool_arguments(tmp_path):
         assert cfg.env_cfg.dist_cfg.backend == "gloo"
 
 
-@pytest.mark.parametrize("fails", [False, True])
-def test_tools_destroy_the_process_group_on_the_way_out(tmp_path, fails):
+def test_runner_destroys_its_process_group_at_exit(tmp_path, monkeypatch, tiny_backbone_cfg):
+    import atexit
+
     import torch.distributed as dist
 
-    from dinoreg_dense.engine.launch import process_group_teardown
+    from dinoreg_dense.engine import DenseRunner
 
-    def run() -> None:
-        store = dist.FileStore(str(tmp_path / "store"), 1)
-        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
-        dist.barrier()
-        if fails:
-            raise RuntimeError("training failed")
-
-    if fails:
-        with pytest.raises(RuntimeError, match="training failed"), process_group_teardown():
-            run()
-    else:
-        with process_group_teardown():
-            run()
+    exit_handlers = []
+    monkeypatch.setattr(atexit, "register", exit_handlers.append)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # MMEngine sets it when distributed
+    env = dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
+    for key, value in {**env, "MASTER_PORT": str(29000 + os.getpid() % 1000)}.items():
+        monkeypatch.setenv(key, value)
+    DenseRunner(
+        model=segmentor(tiny_backbone_cfg, num_classes=3),
+        work_dir=str(tmp_path),
+        launcher="pytorch",
+        env_cfg=dict(dist_cfg=dict(backend="gloo")),
+    )
+    assert dist.is_initialized()
+    for handler in exit_handlers:
+        handler()
     assert not dist.is_initialized()
