@@ -28,13 +28,14 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from ..backbones.presets import ViTArch
-from .infer import mlp_ratio_for
+from .infer import infer_arch, require_tensor, square_grid_side
 
 # Head counts of birder's ViT sizes (its _vit_configs: tiny ... enormous, SoViT, vit_1b).
 _HEADS_BY_WIDTH = {
@@ -173,43 +174,32 @@ def arch_from_birder(
     mode = config.get("pos_embed_interpolation_mode", "bicubic")
     if mode != "bicubic":
         raise ValueError(f"pos_embed_interpolation_mode={mode!r}; RegisterViT resamples bicubic")
-    patch = _require(state, "patch_embed.weight")
-    dim, _, patch_h, patch_w = patch.shape
-    if patch_h != patch_w:
-        raise ValueError(f"non-square patches {patch_h}x{patch_w}")
+    dim, _, patch, _ = require_tensor(state, "patch_embed.weight").shape
     heads = config.get("num_heads", _HEADS_BY_WIDTH.get(dim))
     if heads is None:
         raise ValueError(f"no head count for embed dim {dim}: the file's config has no num_heads")
     class_token = "cls_token" in state
-    grid, cls_row = _grid(_require(state, "pos_embed").shape[1], class_token, patch_h, image_size)
-    hidden = _require(state, "blocks.0.mlp.fc1.weight").shape[0]
-    norm = config.get("norm_layer_type", "LayerNorm" if "norm.bias" in state else "RMSNorm")
-    return ViTArch(
-        patch_size=patch_h,
-        embed_dim=dim,
-        depth=_depth(state),
-        num_heads=int(heads),
-        mlp_ratio=mlp_ratio_for(dim, hidden),
-        qkv_bias="blocks.0.attn.qkv.bias" in state,
-        proj_bias="blocks.0.attn.proj.bias" in state,
-        ffn_bias="blocks.0.mlp.fc1.bias" in state,
-        ffn_layer="mlp",
-        layerscale_init=(
-            float(config.get("layer_scale_init_value") or 1e-5)
-            if "blocks.0.ls1.gamma" in state
-            else None
-        ),
-        norm_layer="rmsnorm" if norm == "RMSNorm" else "layernorm",
-        norm_eps=float(config.get("norm_layer_eps", 1e-6)),
-        class_token=class_token,
-        num_register_tokens=(
-            state["register_tokens"].shape[1] if "register_tokens" in state else 0
-        ),
-        registers_before_cls=True,
-        pos_embed_grid=grid,
-        pos_embed_includes_cls=cls_row,
+    rows = require_tensor(state, "pos_embed").shape[1]
+    grid, cls_row = _grid(rows, class_token, patch, image_size)
+    arch = infer_arch(
+        state,
         interpolate_antialias=bool(config.get("pos_embed_antialias", False)),
         interpolate_offset=0.0,
+        norm_eps=float(config.get("norm_layer_eps", 1e-6)),
+        num_heads=int(heads),
+        pos_embed_grid=grid,
+    )
+    norm = config.get("norm_layer_type")
+    return replace(
+        arch,
+        registers_before_cls=True,
+        pos_embed_includes_cls=cls_row,
+        layerscale_init=(
+            float(config.get("layer_scale_init_value") or 1e-5) if arch.layerscale_init else None
+        ),
+        norm_layer=arch.norm_layer
+        if norm is None
+        else ("rmsnorm" if norm == "RMSNorm" else "layernorm"),
     )
 
 
@@ -332,29 +322,12 @@ def _grid(
         if rows == patches or (class_token and rows == patches + 1):
             return grid, rows == patches + 1
         raise ValueError(f"{rows} position rows do not fit the signature's {grid} patch grid")
-    # n^2 + 1 is never a square, so a square count tells whether a cls row is present.
-    for patches in (rows - 1, rows) if class_token else (rows,):
-        if _is_square(patches):
-            side = math.isqrt(patches)
-            return (side, side), patches != rows
-    raise ValueError(f"{rows} position embeddings do not form a square grid and no signature")
+    side = square_grid_side(rows, class_token)
+    return (side, side), rows == side * side + 1
 
 
 def _is_square(n: int) -> bool:
     return n > 0 and math.isqrt(n) ** 2 == n
-
-
-def _depth(state: Mapping[str, Tensor]) -> int:
-    indices = {int(key.split(".")[1]) for key in state if key.startswith("blocks.")}
-    if not indices or indices != set(range(max(indices) + 1)):
-        raise ValueError(f"block indices {sorted(indices)} are not 0..n-1")
-    return len(indices)
-
-
-def _require(state: Mapping[str, Tensor], key: str) -> Tensor:
-    if key not in state:
-        raise ValueError(f"the file has no tensor for {key!r}")
-    return state[key]
 
 
 def _json_entry(metadata: Mapping[str, str], key: str) -> Any:

@@ -31,6 +31,8 @@ def infer_arch(
     interpolate_antialias: bool,
     interpolate_offset: float,
     norm_eps: float = 1e-6,
+    num_heads: int | None = None,
+    pos_embed_grid: tuple[int, int] | None = None,
 ) -> ViTArch:
     """The architecture of a state dict in :class:`RegisterViT` naming.
 
@@ -40,34 +42,40 @@ def infer_arch(
         interpolate_antialias, interpolate_offset: the resampling rule of the implementation the
             weights come from; shapes cannot tell.
         norm_eps: LayerNorm epsilon of that implementation.
+        num_heads: the head count when the file records it; else the presets' for the width.
+        pos_embed_grid: the position grid when the file records it (e.g. a non-square trained
+            size); else the square grid the position rows form.
 
     Raises:
         ValueError: a required tensor is missing or the shapes are ambiguous (non-square
             position grid, a width no preset has, an unusual SwiGLU width).
     """
-    patch = _require(state, "patch_embed.weight")
+    patch = require_tensor(state, "patch_embed.weight")
     dim, _, patch_h, patch_w = patch.shape
     if patch_h != patch_w:
         raise ValueError(f"non-square patches {patch_h}x{patch_w}")
-    if dim not in _HEADS_BY_WIDTH:
+    num_heads = num_heads or _HEADS_BY_WIDTH.get(dim)
+    if num_heads is None:
         raise ValueError(f"cannot tell the number of heads of embed dim {dim} from the tensors")
-    depth = _depth(state)
+    depth = block_depth(state)
     class_token = "cls_token" in state
     registers = state["register_tokens"].shape[1] if "register_tokens" in state else 0
-    side = _grid_side(_require(state, "pos_embed").shape[1], class_token)
+    if pos_embed_grid is None:
+        side = square_grid_side(require_tensor(state, "pos_embed").shape[1], class_token)
+        pos_embed_grid = (side, side)
     if "blocks.0.mlp.w12.weight" in state:
-        hidden = _require(state, "blocks.0.mlp.w3.weight").shape[1]
+        hidden = require_tensor(state, "blocks.0.mlp.w3.weight").shape[1]
         if swiglu_hidden_dim(dim, 4.0) != hidden:
             raise ValueError(f"SwiGLU width {hidden} is not DINOv2's for embed dim {dim}")
         ffn, mlp_ratio, ffn_bias_key = "swiglu", 4.0, "blocks.0.mlp.w12.bias"
     else:
-        hidden = _require(state, "blocks.0.mlp.fc1.weight").shape[0]
+        hidden = require_tensor(state, "blocks.0.mlp.fc1.weight").shape[0]
         ffn, mlp_ratio, ffn_bias_key = "mlp", mlp_ratio_for(dim, hidden), "blocks.0.mlp.fc1.bias"
     return ViTArch(
         patch_size=patch_h,
         embed_dim=dim,
         depth=depth,
-        num_heads=_HEADS_BY_WIDTH[dim],
+        num_heads=num_heads,
         mlp_ratio=mlp_ratio,
         qkv_bias="blocks.0.attn.qkv.bias" in state,
         proj_bias="blocks.0.attn.proj.bias" in state,
@@ -78,7 +86,7 @@ def infer_arch(
         norm_eps=norm_eps,
         class_token=class_token,
         num_register_tokens=registers,
-        pos_embed_grid=(side, side),
+        pos_embed_grid=pos_embed_grid,
         pos_embed_includes_cls=class_token,
         interpolate_antialias=interpolate_antialias,
         interpolate_offset=interpolate_offset,
@@ -115,7 +123,7 @@ def describe_state(state: Mapping[str, Tensor]) -> str:
         dim, _, patch, _ = state["patch_embed.weight"].shape
         facts.append(f"ViT/{patch} with embed {dim}")
     if any(key.startswith("blocks.") for key in state):
-        facts.append(f"depth {_depth(state)}")
+        facts.append(f"depth {block_depth(state)}")
     if "register_tokens" in state:
         facts.append(f"{state['register_tokens'].shape[1]} registers")
     return ", ".join(facts) or "no recognisable ViT tensors"
@@ -141,20 +149,23 @@ def _structure(arch: ViTArch) -> tuple:
     return (*values, arch.layerscale_init is not None)
 
 
-def _require(state: Mapping[str, Tensor], key: str) -> Tensor:
+def require_tensor(state: Mapping[str, Tensor], key: str) -> Tensor:
+    """``state[key]``; ValueError naming the key if the file lacks it."""
     if key not in state:
         raise ValueError(f"the file has no {key!r}")
     return state[key]
 
 
-def _depth(state: Mapping[str, Tensor]) -> int:
+def block_depth(state: Mapping[str, Tensor]) -> int:
+    """Number of ``blocks.<i>.*`` blocks; ValueError unless the indices are 0..n-1."""
     indices = {int(key.split(".")[1]) for key in state if key.startswith("blocks.")}
     if not indices or indices != set(range(max(indices) + 1)):
         raise ValueError(f"block indices {sorted(indices)} are not 0..n-1")
     return len(indices)
 
 
-def _grid_side(rows: int, class_token: bool) -> int:
+def square_grid_side(rows: int, class_token: bool) -> int:
+    """Side of the square grid that ``rows`` position rows form, with or without a cls row."""
     # n^2 + 1 is never a square (n >= 1), so a square grid tells whether a cls row is present.
     for patches in (rows - 1, rows) if class_token else (rows,):
         side = math.isqrt(patches)
