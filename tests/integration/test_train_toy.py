@@ -110,15 +110,16 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, toy_root):
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo")
 def test_two_process_training_and_evaluation(tmp_path, toy_root):
     config = write_config(tmp_path, toy_root, iters=10, val_interval=10, ckpt_interval=10)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun = ["-m", "torch.distributed.run", "--nproc_per_node", "2"]
     torchrun += ["--master_port", str(29500 + os.getpid() % 1000)]
-    train = subprocess.run(
-        [*torchrun, "tools/train.py", str(config), "--work-dir", str(tmp_path / "ddp")]
-        + ["--launcher", "pytorch"],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
+    train = run_tool(
+        *torchrun,
+        "tools/train.py",
+        str(config),
+        "--work-dir",
+        str(tmp_path / "ddp"),
+        "--launcher",
+        "pytorch",
         timeout=300,
     )
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-3000:]
@@ -130,13 +131,15 @@ def test_two_process_training_and_evaluation(tmp_path, toy_root):
         "tools/test.py", str(config), str(checkpoint), "--work-dir", str(tmp_path / "t1")
     )
     assert single.returncode == 0, single.stderr[-3000:]
-    double = subprocess.run(
-        [*torchrun, "tools/test.py", str(config), str(checkpoint), "--launcher", "pytorch"]
-        + ["--work-dir", str(tmp_path / "t2")],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
+    double = run_tool(
+        *torchrun,
+        "tools/test.py",
+        str(config),
+        str(checkpoint),
+        "--launcher",
+        "pytorch",
+        "--work-dir",
+        str(tmp_path / "t2"),
         timeout=300,
     )
     assert double.returncode == 0, double.stdout[-2000:] + double.stderr[-3000:]
