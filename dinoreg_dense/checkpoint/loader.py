@@ -83,7 +83,7 @@ class _Loaded:
 def detect_format(path: str | Path) -> str:
     """Human-readable name of a checkpoint's format and where its backbone sits in the file,
     e.g. ``"official DINO v1 (or timm ViT) under 'teacher.backbone.'"``."""
-    return _load(check_exists(path)).name
+    return PretrainedFile(path).format_name
 
 
 def read_arch(path: str | Path) -> ViTArch:
@@ -104,7 +104,7 @@ def read_arch(path: str | Path) -> ViTArch:
     path = check_exists(path)
     metadata, config = read_header(path)
     if not is_native(metadata) and config is None:
-        return _file_arch(_load(path))
+        return PretrainedFile(path).arch
     try:
         return arch_from_metadata(metadata) if is_native(metadata) else arch_from_hf_config(config)
     except ValueError as error:
