@@ -1,14 +1,18 @@
-"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, a toy ADE20K) and albumentations pipelines.
+"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, a toy ADE20K), their task-free base and
+albumentations pipelines.
 
 Importing this package registers the datasets in ``DATASETS`` and our transforms in
 ``TRANSFORMS``; any albumentations transform is also usable by class name in a pipeline config.
 """
 
+from dinoreg_dense.structures import IGNORE_INDEX
+
 from .ade20k import ADE20K_CLASSES, ADE20KDataset
-from .base import IGNORE_INDEX, BaseSegDataset
+from .base import BaseDenseDataset
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesDataset
 from .palette import voc_colormap
 from .photometric import PhotoMetricDistortion
+from .seg_base import BaseSegDataset
 from .toy import TOY_CLASSES, make_toy_ade20k
 from .transforms import (
     RandomCropCatMax,
@@ -24,6 +28,7 @@ from .voc import VOC_CLASSES, VOCDataset
 __all__ = [
     "ADE20K_CLASSES",
     "ADE20KDataset",
+    "BaseDenseDataset",
     "BaseSegDataset",
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_PALETTE",

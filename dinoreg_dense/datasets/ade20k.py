@@ -5,8 +5,9 @@ from pathlib import Path
 
 from dinoreg_dense.registry import DATASETS
 
-from .base import BaseSegDataset, check_pairs_exist, find_dataset_root
+from .base import check_pairs_exist, find_dataset_root
 from .palette import voc_colormap
+from .seg_base import BaseSegDataset
 
 # Short names (first synonym) of objectInfo150, in label order 1..150.
 ADE20K_CLASSES = (
@@ -51,7 +52,8 @@ def generated_palette(num_classes: int) -> list[list[int]]:
 class ADE20KDataset(BaseSegDataset):
     """ADE20K scene parsing, ``ADEChallengeData2016/{images,annotations}/{split}``.
 
-    Raw label 0 (unlabelled) becomes 255 and label k becomes train id k - 1 (reduce-zero-label).
+    Raw label 0 (unlabelled) becomes ``IGNORE_INDEX`` (255) and label k becomes train id k - 1
+    (reduce-zero-label).
 
     Args:
         data_root: the folder containing ``ADEChallengeData2016``, or that folder itself.

@@ -1,31 +1,54 @@
-"""Base class of the semantic segmentation datasets: (image, label map) file pairs -> samples.
+"""Task-free base of every dataset: per-sample records -> decode -> check -> transform -> pack.
 
-A subclass finds its file pairs in its on-disk layout and says how raw label values map to train
-ids; this class decodes, checks, transforms and packs them into the item contract shared with the
-models::
+A subclass lists its samples as records (``dict(img_path=..., <annotation>_path=...)``), declares
+which targets its annotations provide and says how to load them; this class decodes the image,
+checks the annotations against it, runs them through the albumentations pipeline as targets
+aligned with the image, and packs the item contract shared with the models::
 
-    dict(inputs=uint8 tensor (3, H, W) RGB, data_samples=SegDataSample(gt_sem_seg=(H, W) int64))
+    dict(inputs=uint8 tensor (3, H, W) RGB, data_samples=DenseDataSample(gt_<field>=...))
+
+Targets (keys of :meth:`BaseDenseDataset.load_annotations`' result, named as albumentations does):
+
+- ``mask``: (H, W) uint8 class ids -> ``gt_sem_seg`` (H, W) int64;
+- ``depth``: (H, W) float32 metres, :data:`INVALID_DEPTH` = no measurement -> ``gt_depth_map``
+  (H, W) float32; resized with nearest neighbour like ``mask``, so no value is ever interpolated
+  (in particular never across invalid pixels);
+- ``bboxes`` (N, 4) float32 pixel ``x0, y0, x1, y1`` with ``labels`` (N,) int64 class ids, and
+  optionally ``masks`` (N, H, W) uint8 or bool -> ``gt_instances`` (``InstanceData``). An instance
+  whose box leaves the image (a crop) is dropped with its label and mask.
 """
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
+import albumentations as A
 import numpy as np
 import torch
+from mmengine.structures import InstanceData
 from torch.utils.data import Dataset
 
-from dinoreg_dense.structures import SegDataSample
+from dinoreg_dense.structures import DenseDataSample
 
-from .image_io import read_label_map, read_rgb_image
+from .image_io import read_rgb_image
 from .transforms import build_pipeline, seed_pipeline
 
-IGNORE_INDEX = 255
 HELP = (
     "See docs/datasets.md for where to download it and how to lay it out. To try the code without "
     "it, write a small synthetic dataset in the ADE20K layout with "
     "`python tools/make_toy_dataset.py OUT` (dinoreg_dense.datasets.toy.make_toy_ade20k)."
 )
+TARGET_NAMES = {
+    "mask": "label map",
+    "depth": "depth map",
+    "bboxes": "boxes",
+    "masks": "instance masks",
+}
+"""Targets a dataset may declare, and how errors call them."""
+INSTANCE_ID_FIELD = "instance_ids"
+"""Label field carried with the boxes through the pipeline: which instances survived."""
 
 
 def find_dataset_root(
@@ -80,127 +103,227 @@ def check_pairs_exist(pairs: Sequence[tuple[Path, Path]], missing_label_hint: st
         )
 
 
-class BaseSegDataset(Dataset):
-    """Semantic segmentation samples from (image, label map) file pairs.
+def annotation_files(record: dict[str, Any]) -> str:
+    """The record's annotation paths (every ``*_path`` entry but ``img_path``), quoted."""
+    return " / ".join(
+        f"'{value}'" for key, value in record.items() if key.endswith("_path") and key != "img_path"
+    )
 
-    Training (``test_mode=False``): the pipeline transforms image and label map together.
-    Testing: it transforms the image only and ``gt_sem_seg`` keeps the size on disk; the model
-    resizes its prediction back to ``ori_shape``.
+
+class BaseDenseDataset(Dataset):
+    """Samples of any dense task from per-sample records of files.
+
+    Training (``test_mode=False``): the pipeline transforms the image and every target together
+    (the same resize, crop and flip). Testing: it transforms the image only and the annotations
+    keep their size on disk; the model resizes its prediction back to ``ori_shape``.
+
+    Subclasses set :attr:`targets` and implement :meth:`load_annotations`; they may override
+    :meth:`pack` to add fields.
 
     Args:
-        pairs: (image path, label map path) per sample.
-        classes: class names; train ids are their indices.
-        palette: one [r, g, b] per class.
+        records: one dict per sample with at least ``img_path``; every entry (paths as str) is
+            copied into the sample's metainfo, e.g. ``seg_map_path``, ``depth_map_path``.
         pipeline: transform configs (see ``build_pipeline``).
         test_mode: transform the image only.
-        reduce_zero_label: raw label 0 means "unlabelled" (becomes 255) and label k becomes k - 1.
-        name: dataset name for error messages.
+        metainfo: dataset-level information (e.g. ``classes``), Runner's ``dataset_meta``.
+
+    Raises:
+        ValueError: :attr:`targets` names an unknown target, or ``masks`` without ``bboxes``.
     """
+
+    targets: ClassVar[tuple[str, ...]] = ()
+    """Targets the annotations provide, among ``TARGET_NAMES``; ``bboxes`` implies ``labels``."""
 
     def __init__(
         self,
-        pairs: Sequence[tuple[Path, Path]],
-        classes: Sequence[str],
-        palette: Sequence[Sequence[int]],
+        records: Sequence[dict[str, Any]],
         pipeline: Sequence[dict],
         test_mode: bool,
-        reduce_zero_label: bool,
-        name: str,
+        metainfo: dict | None = None,
     ) -> None:
-        if len(palette) != len(classes):
-            raise ValueError(f"{len(classes)} classes but {len(palette)} palette colours")
-        self.pairs = list(pairs)
-        self.classes = tuple(classes)
-        self.palette = [list(colour) for colour in palette]
-        self.pipeline = build_pipeline(pipeline)
+        unknown = set(self.targets) - set(TARGET_NAMES)
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}.targets has unknown targets {sorted(unknown)}; "
+                f"known: {list(TARGET_NAMES)}"
+            )
+        if "masks" in self.targets and "bboxes" not in self.targets:
+            raise ValueError(
+                f"{type(self).__name__}.targets has 'masks' without 'bboxes': instances are "
+                "boxes with labels, and optionally masks"
+            )
+        self.records = [dict(record) for record in records]
+        self.pipeline = build_pipeline(
+            pipeline,
+            additional_targets={"depth": "mask"} if "depth" in self.targets else None,
+            bbox_params=(
+                A.BboxParams(format="pascal_voc", label_fields=[INSTANCE_ID_FIELD])
+                if "bboxes" in self.targets
+                else None
+            ),
+        )
         self.test_mode = test_mode
-        self.reduce_zero_label = reduce_zero_label
-        self.name = name
+        self._metainfo = dict(metainfo or {})
         self._generator: torch.Generator | None = None
         self._generator_pid: int | None = None
 
     @property
     def metainfo(self) -> dict:
-        """``dict(classes=tuple of names, palette=list of [r, g, b])``: Runner's dataset_meta."""
-        return dict(classes=self.classes, palette=[list(colour) for colour in self.palette])
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes; train ids are in [0, num_classes), 255 is ignored."""
-        return len(self.classes)
+        """A copy of the dataset-level information: Runner's ``dataset_meta``."""
+        return copy.deepcopy(self._metainfo)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.records)
 
-    def load_label(self, path: Path) -> np.ndarray:
-        """Read a label map and convert raw values to train ids, checking their range.
+    def load_annotations(self, record: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Decode and convert the annotations of one record (subclasses implement this).
 
         Args:
-            path: label map file.
+            record: one entry of ``records``.
 
         Returns:
-            (H, W) uint8 train ids in [0, num_classes) or 255 (ignore).
-
-        Raises:
-            ValueError: a value is neither a train id nor 255; the message names the file.
+            One array per declared target, as described in the module docstring (plus
+            ``labels`` (N,) int64 with ``bboxes``), at the image's size on disk.
         """
-        raw = read_label_map(path)
-        label = raw
-        if self.reduce_zero_label:
-            # uint8 arithmetic: 0 wraps to 255 (ignore); a raw 255 becomes 254 and is set back.
-            label = raw - np.uint8(1)
-            label[label == IGNORE_INDEX - 1] = IGNORE_INDEX
-        bad = (label >= self.num_classes) & (label != IGNORE_INDEX)
-        if bad.any():
-            convention = (
-                "raw 0 -> 255 (ignore), k -> k - 1 (reduce-zero-label)"
-                if self.reduce_zero_label
-                else "values on disk are the train ids (no reduce-zero-label)"
-            )
-            raise ValueError(
-                f"label map '{path}' has values outside [0, {self.num_classes}) and 255: raw "
-                f"values {np.unique(raw[bad]).tolist()} (train ids "
-                f"{np.unique(label[bad]).tolist()}). {self.name} maps {convention} and has "
-                f"{self.num_classes} classes: check that these labels belong to this dataset, "
-                "the number of classes (`classes`) and the reduce-zero-label convention."
-            )
-        return label
+        raise NotImplementedError(f"{type(self).__name__} must implement load_annotations")
 
     def __getitem__(self, index: int) -> dict:
         """Sample ``index`` after the pipeline.
 
         Returns:
-            ``dict(inputs=uint8 tensor (3, H, W) RGB, data_samples=SegDataSample)`` with
-            ``gt_sem_seg`` an int64 (H, W) tensor (255 = ignore; at the size on disk in test
-            mode) and metainfo ``img_path``, ``seg_map_path``, ``ori_shape``, ``img_shape``,
-            ``flip`` (a ``HorizontalFlip`` was applied).
+            ``pack``'s result: ``dict(inputs=uint8 tensor (3, H, W) RGB,
+            data_samples=DenseDataSample)`` with the ground truth of every target and metainfo
+            ``ori_shape``, ``img_shape``, ``flip`` (a ``HorizontalFlip`` was applied) and the
+            record's entries.
         """
-        img_path, seg_map_path = self.pairs[index]
-        image = read_rgb_image(img_path)
-        label = self.load_label(seg_map_path)
-        if label.shape != image.shape[:2]:
-            raise ValueError(
-                f"image '{img_path}' is {image.shape[:2]} but its label map '{seg_map_path}' is "
-                f"{label.shape} (h, w); they must have the same size."
-            )
+        record = self.records[index]
+        image = read_rgb_image(record["img_path"])
+        annotations = self.load_annotations(record)
+        self.check_annotations(record, image.shape[:2], annotations)
         ori_shape = (int(image.shape[0]), int(image.shape[1]))
         self._seed_pipeline_from_torch()
         if self.test_mode:
             out = self.pipeline(image=image)
         else:
-            out = self.pipeline(image=image, mask=label)
-            label = out["mask"]
+            out = self.pipeline(image=image, **self._pipeline_targets(annotations))
+            annotations = self._transformed_targets(annotations, out)
         image = out["image"]
-        sample = SegDataSample(
-            metainfo=dict(
-                img_path=str(img_path),
-                seg_map_path=str(seg_map_path),
-                ori_shape=ori_shape,
-                img_shape=(int(image.shape[0]), int(image.shape[1])),
-                flip=any(name == "HorizontalFlip" for name, _ in out["applied_transforms"]),
-            )
+        metainfo = {
+            key: str(value) if isinstance(value, Path) else value for key, value in record.items()
+        }
+        metainfo.update(
+            ori_shape=ori_shape,
+            img_shape=(int(image.shape[0]), int(image.shape[1])),
+            flip=any(name == "HorizontalFlip" for name, _ in out["applied_transforms"]),
         )
-        sample.gt_sem_seg = torch.from_numpy(label.astype(np.int64))
+        return self.pack(image, annotations, metainfo)
+
+    def check_annotations(
+        self, record: dict[str, Any], image_shape: tuple[int, int], annotations: dict
+    ) -> None:
+        """Raise if the annotations do not fit the image; the message names the files.
+
+        Args:
+            record: the sample's record.
+            image_shape: (h, w) of the image on disk.
+            annotations: ``load_annotations``' result.
+
+        Raises:
+            ValueError: a declared target is missing, a map or mask differs in size from the
+                image, depth is negative or not finite, or boxes are malformed or leave the image.
+        """
+        files = annotation_files(record)
+        expected = set(self.targets) | ({"labels"} if "bboxes" in self.targets else set())
+        if set(annotations) != expected:
+            raise ValueError(
+                f"{type(self).__name__}.load_annotations returned {sorted(annotations)} for "
+                f"{files}; its targets need exactly {sorted(expected)}"
+            )
+        height, width = image_shape
+        for key in ("mask", "depth", "masks"):
+            if key in annotations and annotations[key].shape[-2:] != (height, width):
+                raise ValueError(
+                    f"image '{record['img_path']}' is {(height, width)} but its "
+                    f"{TARGET_NAMES[key]} {files} is {annotations[key].shape[-2:]} (h, w); "
+                    "they must have the same size."
+                )
+        depth = annotations.get("depth")
+        if depth is not None and not (np.isfinite(depth).all() and (depth >= 0).all()):
+            raise ValueError(
+                f"depth map {files} has negative or non-finite values: depth is in metres, "
+                "with 0 marking pixels without a measurement."
+            )
+        if "bboxes" in annotations:
+            self._check_instances(files, image_shape, annotations)
+
+    def _check_instances(self, files: str, image_shape: tuple[int, int], annotations: dict) -> None:
+        height, width = image_shape
+        bboxes, labels = annotations["bboxes"], annotations["labels"]
+        counts = {len(bboxes), len(labels), len(annotations.get("masks", labels))}
+        if bboxes.ndim != 2 or bboxes.shape[1] != 4 or len(counts) != 1:
+            raise ValueError(
+                f"annotation {files}: boxes {bboxes.shape}, labels {labels.shape} and masks must "
+                "describe the same N instances: bboxes (N, 4), labels (N,), masks (N, H, W)"
+            )
+        x0, y0, x1, y1 = bboxes.T
+        bad = (x0 < 0) | (y0 < 0) | (x1 > width) | (y1 > height) | (x1 <= x0) | (y1 <= y0)
+        if bad.any():
+            raise ValueError(
+                f"annotation {files} has boxes outside the {width}x{height} image or empty: "
+                f"{bboxes[bad].tolist()}; boxes are pixel x0, y0, x1, y1 with x0 < x1 <= width "
+                "and y0 < y1 <= height."
+            )
+
+    def _pipeline_targets(self, annotations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        targets = {key: annotations[key] for key in ("mask", "depth") if key in annotations}
+        if "bboxes" in annotations:
+            targets["bboxes"] = annotations["bboxes"]
+            targets[INSTANCE_ID_FIELD] = np.arange(len(annotations["labels"]))
+            # albumentations cannot transform an empty stack of masks: none are passed then.
+            if "masks" in annotations and len(annotations["masks"]):
+                targets["masks"] = annotations["masks"]
+        return targets
+
+    def _transformed_targets(
+        self, annotations: dict[str, np.ndarray], out: dict[str, Any]
+    ) -> dict[str, np.ndarray]:
+        result = {key: out[key] for key in ("mask", "depth") if key in annotations}
+        if "bboxes" in annotations:
+            keep = np.asarray(out[INSTANCE_ID_FIELD], dtype=np.int64)
+            result["bboxes"] = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+            result["labels"] = annotations["labels"][keep]
+            if "masks" in annotations:
+                height, width = out["image"].shape[:2]
+                masks = out.get("masks", np.zeros((0, height, width), np.uint8))
+                result["masks"] = np.asarray(masks)[keep]
+        return result
+
+    def pack(self, image: np.ndarray, annotations: dict[str, np.ndarray], metainfo: dict) -> dict:
+        """The item from the transformed image and annotations.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            annotations: the targets after the pipeline (as loaded in test mode).
+            metainfo: the sample's metainfo.
+
+        Returns:
+            ``dict(inputs=uint8 tensor (3, H, W), data_samples=DenseDataSample)`` with
+            ``gt_sem_seg`` (H, W) int64 from ``mask``, ``gt_depth_map`` (H, W) float32 from
+            ``depth`` and ``gt_instances`` (``labels`` (N,) int64, ``bboxes`` (N, 4) float32,
+            ``masks`` (N, H, W) bool) from ``bboxes``, ``labels`` and ``masks``.
+        """
+        sample = DenseDataSample(metainfo=metainfo)
+        if "mask" in annotations:
+            sample.gt_sem_seg = torch.from_numpy(annotations["mask"].astype(np.int64))
+        if "depth" in annotations:
+            sample.gt_depth_map = torch.from_numpy(annotations["depth"].astype(np.float32))
+        if "bboxes" in annotations:
+            instances = InstanceData()
+            instances.labels = torch.from_numpy(annotations["labels"].astype(np.int64))
+            instances.bboxes = torch.from_numpy(annotations["bboxes"].astype(np.float32))
+            if "masks" in annotations:
+                instances.masks = torch.from_numpy(annotations["masks"].astype(bool))
+            sample.gt_instances = instances
         inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=sample)
 

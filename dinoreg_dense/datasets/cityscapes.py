@@ -5,7 +5,8 @@ from pathlib import Path
 
 from dinoreg_dense.registry import DATASETS
 
-from .base import BaseSegDataset, check_pairs_exist, find_dataset_root
+from .base import check_pairs_exist, find_dataset_root
+from .seg_base import BaseSegDataset
 
 # The 19 classes with a train id, in train-id order, with cityscapesscripts' official colours.
 CITYSCAPES_CLASSES = (

@@ -3,7 +3,8 @@
 A pipeline is a list of dicts; each ``type`` is looked up first among the transforms registered in
 ``dinoreg_dense.registry.TRANSFORMS`` and then as an albumentations class name, so
 ``dict(type="RandomResize", ...)`` and ``dict(type="HorizontalFlip", p=0.5)`` sit side by side.
-Masks are always resized with nearest-neighbour interpolation.
+Masks (label maps, depth maps, instance masks) are always resized with nearest-neighbour
+interpolation; boxes follow resizes and crops.
 """
 
 import random
@@ -13,8 +14,10 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
+from albumentations.augmentations.crops.functional import crop_bboxes_by_coords
 
 from dinoreg_dense.registry import TRANSFORMS
+from dinoreg_dense.structures import IGNORE_INDEX
 
 MASK_INTERPOLATION = cv2.INTER_NEAREST
 IMAGE_INTERPOLATION = cv2.INTER_LINEAR
@@ -64,7 +67,11 @@ def build_transform(cfg: dict) -> A.BasicTransform | A.BaseCompose:
     return transform
 
 
-def build_pipeline(cfgs: Sequence[dict]) -> A.Compose:
+def build_pipeline(
+    cfgs: Sequence[dict],
+    additional_targets: dict[str, str] | None = None,
+    bbox_params: A.BboxParams | None = None,
+) -> A.Compose:
     """Build an albumentations ``Compose`` from transform config dicts (see ``build_transform``).
 
     The compose records which transforms ran (``out["applied_transforms"]``), forces nearest
@@ -73,13 +80,18 @@ def build_pipeline(cfgs: Sequence[dict]) -> A.Compose:
 
     Args:
         cfgs: transform configs, applied in order.
+        additional_targets: extra input names and the albumentations target they behave as,
+            e.g. ``{"depth": "mask"}`` (see ``A.Compose``).
+        bbox_params: how ``bboxes=`` are given and filtered (see ``A.BboxParams``).
 
     Returns:
-        A callable taking ``image=`` (H, W, 3) uint8 and optionally ``mask=`` (H, W) uint8 and
-        returning a dict with the transformed arrays.
+        A callable taking ``image=`` (H, W, 3) uint8 and optionally ``mask=`` (H, W) uint8 (and
+        the other targets albumentations knows) and returning a dict with the transformed arrays.
     """
     pipeline = A.Compose(
         [build_transform(cfg) for cfg in cfgs],
+        additional_targets=additional_targets,
+        bbox_params=bbox_params,
         mask_interpolation=MASK_INTERPOLATION,
         save_applied_params=True,
     )
@@ -160,8 +172,12 @@ class ResizeToScale(A.DualTransform):
         return cv2.resize(img, (size[1], size[0]), interpolation=IMAGE_INTERPOLATION)
 
     def apply_to_mask(self, mask: np.ndarray, size: tuple[int, int], **params: Any) -> np.ndarray:
-        """Resize an (H, W) label map to (h, w) with nearest neighbour, so no new labels appear."""
+        """Resize an (H, W) label or depth map to (h, w) with nearest neighbour: no new values."""
         return cv2.resize(mask, (size[1], size[0]), interpolation=MASK_INTERPOLATION)
+
+    def apply_to_bboxes(self, bboxes: np.ndarray, **params: Any) -> np.ndarray:
+        """(N, 4+) boxes, unchanged: albumentations hands them over normalised to the image."""
+        return bboxes
 
 
 @TRANSFORMS.register_module()
@@ -203,7 +219,8 @@ class RandomCropCatMax(A.DualTransform):
     Up to 10 random crop windows are drawn; the first where more than one class is present and
     no class covers ``cat_max_ratio`` or more of the non-ignored pixels is kept, else the last one.
     Inputs smaller than the crop are cropped to their own size along that side (padding is the
-    data preprocessor's job). Without a mask (test time) the first window is used.
+    data preprocessor's job). Without a ``mask`` (test time, or a task without label maps) the
+    first window is used.
 
     Args:
         height, width: crop size in pixels.
@@ -217,7 +234,7 @@ class RandomCropCatMax(A.DualTransform):
         height: int,
         width: int,
         cat_max_ratio: float = 0.75,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         p: float = 1.0,
     ) -> None:
         super().__init__(p=p)
@@ -255,3 +272,9 @@ class RandomCropCatMax(A.DualTransform):
         """Crop an (H, W, ...) array to (y1 - y0, x1 - x0, ...)."""
         x0, y0, x1, y1 = crop_coords
         return img[y0:y1, x0:x1]
+
+    def apply_to_bboxes(
+        self, bboxes: np.ndarray, crop_coords: tuple[int, int, int, int], **params: Any
+    ) -> np.ndarray:
+        """(N, 4+) normalised boxes moved into the crop window (the Compose drops empty ones)."""
+        return crop_bboxes_by_coords(bboxes, crop_coords, params["shape"][:2])

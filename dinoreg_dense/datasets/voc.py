@@ -5,8 +5,9 @@ from pathlib import Path
 
 from dinoreg_dense.registry import DATASETS
 
-from .base import BaseSegDataset, check_pairs_exist, find_dataset_root
+from .base import check_pairs_exist, find_dataset_root
 from .palette import voc_colormap
+from .seg_base import BaseSegDataset
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
