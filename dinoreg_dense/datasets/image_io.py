@@ -6,6 +6,8 @@ import numpy as np
 from PIL import Image
 
 LABEL_MODES = ("L", "P")
+WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+"""PIL modes of 16-bit PNGs (and of 32-bit integer images): wider than a label map may be."""
 
 
 def read_rgb_image(path: Path) -> np.ndarray:
@@ -15,8 +17,9 @@ def read_rgb_image(path: Path) -> np.ndarray:
         path: image file (JPEG, PNG, ...).
 
     Returns:
-        (H, W, 3) uint8 RGB array, pixels as stored (EXIF orientation is not applied, so the
-        image stays aligned with its label map).
+        (H, W, 3) uint8 RGB array, pixels as stored: EXIF orientation is deliberately not
+        applied, because annotations (label, depth, instance maps) are aligned with the stored
+        pixels, not with the rotated view a photo viewer shows.
 
     Raises:
         OSError: the file is missing, truncated or not an image; the message names it.
@@ -42,17 +45,20 @@ def read_label_map(path: Path) -> np.ndarray:
 
     Raises:
         OSError: the file is missing, truncated or not an image; the message names it.
-        ValueError: the file is not single-channel 8-bit (e.g. an RGB colour visualisation).
+        ValueError: the file is not single-channel 8-bit: a 16-bit PNG (the message says how to
+            convert it when its values fit 8 bits) or an RGB colour visualisation.
     """
     try:
         with Image.open(path) as label:
             mode = label.mode
-            values = np.asarray(label) if mode in LABEL_MODES else None
+            values = np.asarray(label) if mode in LABEL_MODES + WIDE_INTEGER_MODES else None
     except OSError as err:
         raise OSError(
             f"cannot read label map '{path}': {err}. The file is corrupt, truncated or not an "
             "image; re-extract it from the dataset archive."
         ) from err
+    if mode in WIDE_INTEGER_MODES:
+        raise ValueError(wide_label_message(path, mode, int(values.max(initial=0))))
     if values is None:
         raise ValueError(
             f"label map '{path}' has PIL mode '{mode}'; expected a single-channel 8-bit PNG "
@@ -60,3 +66,25 @@ def read_label_map(path: Path) -> np.ndarray:
             "are visualisations: use the index PNGs of the dataset instead."
         )
     return values
+
+
+def wide_label_message(path: Path, mode: str, max_value: int) -> str:
+    """Why a 16-bit label map is refused, and how to convert it when its values fit 8 bits."""
+    bits = "16-bit" if mode.startswith("I;16") else "16- or 32-bit"
+    head = (
+        f"label map '{path}' is a {bits} image (PIL mode '{mode}'); label maps must be 8-bit "
+        f"(mode {' or '.join(LABEL_MODES)}) holding class indices."
+    )
+    if max_value < 256:
+        convert = (
+            f"from PIL import Image; import numpy as np; p = {str(path)!r}; "
+            "Image.fromarray(np.asarray(Image.open(p)).astype(np.uint8)).save(p)"
+        )
+        return (
+            f"{head} Its values (at most {max_value}) are class ids below 256: convert it to "
+            f'8-bit once, in place, with: python -c "{convert}"'
+        )
+    return (
+        f"{head} Its values go up to {max_value}: a dataset with more than 255 classes is not "
+        "supported (or this is not a class-id map, e.g. a depth or instance-id map)."
+    )

@@ -1,6 +1,8 @@
 """Every error names the offending path and says what to do about it."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -116,3 +118,29 @@ def test_image_and_label_sizes_must_match(ade20k_root):
     Image.fromarray(np.ones((5, 5), np.uint8)).save(label)
     with pytest.raises(ValueError, match=re.escape(f"its label map '{label}' is (5, 5)")):
         ADE20KDataset(ade20k_root, split="validation")[0]
+
+
+def test_16_bit_label_with_8_bit_values_says_how_to_convert_it(ade20k_root):
+    label = ade(ade20k_root, "annotations", "training", "ADE_train_00000001.png")
+    values = np.asarray(Image.open(label))
+    Image.fromarray(values.astype(np.uint16)).save(label)
+    assert Image.open(label).mode == "I;16"
+    dataset = ADE20KDataset(ade20k_root)
+    with pytest.raises(ValueError, match=re.escape(f"'{label}' is a 16-bit image")) as error:
+        dataset[0]
+    message = str(error.value)
+    assert "at most 150" in message and "RGB" not in message
+    # The command in the message converts the file, after which it loads as before.
+    command = message.split('python -c "', 1)[1].removesuffix('"')
+    subprocess.run([sys.executable, "-c", command], check=True)
+    assert Image.open(label).mode == "L"
+    np.testing.assert_array_equal(np.asarray(Image.open(label)), values)
+    assert dataset[0]["data_samples"].gt_sem_seg.shape == values.shape
+
+
+def test_16_bit_label_with_more_than_255_classes(ade20k_root):
+    label = ade(ade20k_root, "annotations", "training", "ADE_train_00000001.png")
+    Image.fromarray(np.full((20, 30), 1000, np.uint16)).save(label)
+    with pytest.raises(ValueError, match=re.escape(f"'{label}' is a 16-bit image")) as error:
+        ADE20KDataset(ade20k_root)[0]
+    assert "up to 1000: a dataset with more than 255 classes is not supported" in str(error.value)
