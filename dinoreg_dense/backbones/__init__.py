@@ -1,8 +1,8 @@
 """Register Vision Transformer backbones."""
 
+from ..checkpoint.arch import ARCHS, ViTArch, resolve_arch
 from .attention import AttentionMaps
 from .pos_embed import resample_pos_embed
-from .presets import ARCHS, ViTArch, resolve_arch
 from .vit import RegisterViT, ViTFeatures, count_flops
 
 __all__ = [

@@ -12,17 +12,13 @@ Under autocast, a layer called on several groups / chunks gets its weights cast 
 call rather than once per call: inside ``torch.inference_mode`` autocast keeps no cast cache.
 """
 
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..checkpoint.arch import FFNKind, NormKind, swiglu_hidden_dim
 from .attention import Attention, AttentionMaps
-from .ffn import Mlp, SwiGLUFFN, swiglu_hidden_dim
-
-NormKind = Literal["layernorm", "rmsnorm"]
-FFNKind = Literal["mlp", "swiglu"]
+from .ffn import Mlp, SwiGLUFFN
 
 # Token rows per FFN chunk (measured on 2 cores: 512-2048 all beat whole-batch; 1024 is central).
 FFN_CHUNK_ROWS = 1024

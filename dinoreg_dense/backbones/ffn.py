@@ -18,11 +18,6 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def swiglu_hidden_dim(dim: int, mlp_ratio: float) -> int:
-    """DINOv2's SwiGLU width: two thirds of ``dim * mlp_ratio`` rounded up to a multiple of 8."""
-    return (int(int(dim * mlp_ratio) * 2 / 3) + 7) // 8 * 8
-
-
 class SwiGLUFFN(nn.Module):
     """SiLU(x W1) * (x W2) then W3; W1 and W2 are packed in ``w12`` as in the DINOv2 checkpoints."""
 

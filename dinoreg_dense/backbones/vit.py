@@ -5,20 +5,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint import PretrainedFile
+from ..checkpoint.arch import ViTArch, resolve_arch
 from ..registry import MODELS
 from .attention import AttentionMaps
 from .block import Block, make_norm
 from .pos_embed import resample_pos_embed
-from .presets import ViTArch, resolve_arch
-
-if TYPE_CHECKING:
-    from ..checkpoint import PretrainedFile
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +72,7 @@ class RegisterViT(nn.Module):
     def __init__(
         self,
         arch: str | ViTArch | dict[str, Any] | None = "vits14_reg4",
-        checkpoint: "str | Path | PretrainedFile | None" = None,
+        checkpoint: str | Path | PretrainedFile | None = None,
         out_indices: int | Sequence[int] = (-1,),
         norm_outputs: bool = True,
         frozen: bool = False,
@@ -83,8 +81,6 @@ class RegisterViT(nn.Module):
     ) -> None:
         super().__init__()
         if checkpoint is not None:
-            from ..checkpoint import PretrainedFile
-
             if not isinstance(checkpoint, PretrainedFile):
                 checkpoint = PretrainedFile(checkpoint)  # read once, before anything is built
             if arch is None:
@@ -130,9 +126,7 @@ class RegisterViT(nn.Module):
         self._init_weights()
 
         if checkpoint is not None:
-            from ..checkpoint import load_pretrained
-
-            load_pretrained(self, checkpoint)
+            self.load_pretrained(checkpoint)
         else:
             logger.warning(
                 "RegisterViT(%s) has RANDOM weights: no checkpoint was given. Set "
@@ -155,6 +149,26 @@ class RegisterViT(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+
+    def load_pretrained(self, checkpoint: str | Path | PretrainedFile) -> None:
+        """Load any supported checkpoint into this model in place, strictly.
+
+        Args:
+            checkpoint: a file or HF folder (see the class docstring), or a
+                :class:`~dinoreg_dense.checkpoint.PretrainedFile` already read (no second read).
+
+        Raises:
+            FileNotFoundError: the path does not exist.
+            CheckpointError: unreadable or unrecognised file, or missing / unexpected /
+                mis-shaped tensors; the message names the file, the format and the fix.
+        """
+        if not isinstance(checkpoint, PretrainedFile):
+            checkpoint = PretrainedFile(checkpoint)
+        state = checkpoint.state_dict_for(self.arch, self.state_dict())
+        self.load_state_dict(state)
+        logger.info(
+            "loaded %s from %s (%d tensors)", checkpoint.format_name, checkpoint.path, len(state)
+        )
 
     def _normalise_indices(self, out_indices: int | Sequence[int]) -> list[int]:
         depth = self.arch.depth

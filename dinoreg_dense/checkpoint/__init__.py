@@ -1,23 +1,28 @@
 """Pretrained weights for :class:`~dinoreg_dense.backbones.RegisterViT`.
 
-``load_pretrained`` and ``read_arch`` accept official DINOv2 / DINOv2-reg / DINO ``.pth`` files
+:class:`PretrainedFile` and ``read_arch`` accept official DINOv2 / DINOv2-reg / DINO ``.pth`` files
 (plus training checkpoints with ``teacher`` / ``student`` / ``module.`` / ``backbone.``),
 Hugging Face model folders, timm state dicts, birder ViT ``.pt`` / ``.safetensors`` files and our
-own safetensors; the converters are pure functions of a state dict.
+own safetensors; the converters are pure functions of a state dict. This package speaks state
+dicts and :class:`ViTArch` (defined here, in :mod:`.arch`) and never imports the backbone, which
+loads :meth:`PretrainedFile.state_dict_for` into itself.
 """
 
+from .arch import ARCHS, ViTArch, resolve_arch
 from .birder import arch_from_birder, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf
 from .infer import infer_arch
-from .loader import PretrainedFile, detect_format, fit_cls_pos_row, load_pretrained, read_arch
+from .loader import PretrainedFile, detect_format, fit_cls_pos_row, read_arch
 from .native import save_checkpoint
 from .official import convert_official
 from .timm_vit import convert_timm
 
 __all__ = [
+    "ARCHS",
     "CheckpointError",
     "PretrainedFile",
+    "ViTArch",
     "arch_from_birder",
     "arch_from_hf_config",
     "convert_birder",
@@ -27,7 +32,7 @@ __all__ = [
     "detect_format",
     "fit_cls_pos_row",
     "infer_arch",
-    "load_pretrained",
     "read_arch",
+    "resolve_arch",
     "save_checkpoint",
 ]

@@ -1,15 +1,19 @@
-"""One entry point for every supported checkpoint: detect the format, convert, check, load."""
+"""One entry point for every supported checkpoint: detect the format, convert, check.
+
+This package hands out state dicts and architectures; the backbone loads them into itself
+(:meth:`~dinoreg_dense.backbones.RegisterViT.load_pretrained`).
+"""
 
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..backbones.presets import ViTArch
+from .arch import ViTArch
 from .birder import arch_from_birder, birder_file_options, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf, hf_variant
@@ -18,9 +22,6 @@ from .native import arch_from_metadata, is_native
 from .official import convert_official, is_chunked
 from .reading import CheckpointFile, check_exists, read_checkpoint, read_header
 from .timm_vit import convert_timm
-
-if TYPE_CHECKING:
-    from ..backbones.vit import RegisterViT
 
 logger = logging.getLogger(__name__)
 
@@ -111,33 +112,6 @@ def read_arch(path: str | Path) -> ViTArch:
         raise CheckpointError(f"{path}: cannot read the architecture: {error}") from error
 
 
-def load_pretrained(model: "RegisterViT", path: "str | Path | PretrainedFile") -> None:
-    """Load any supported checkpoint into ``model`` in place, strictly.
-
-    Every tensor of the model must come from the file with the same shape and the file may hold
-    nothing else besides non-backbone parts (heads, optimiser state, iBOT's mask token).
-
-    Args:
-        model: the backbone to fill.
-        path: the checkpoint, or a :class:`PretrainedFile` already read (no second read).
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-        CheckpointError: unreadable or unrecognised file, or missing / unexpected /
-            mis-shaped tensors; the message names the file, the format and the fix.
-    """
-    pretrained = path if isinstance(path, PretrainedFile) else PretrainedFile(path)
-    loaded = pretrained.loaded
-    state = fit_cls_pos_row(loaded.state, model.arch)
-    expected = model.state_dict()
-    problems = _compare(state, expected)
-    if problems:
-        raise CheckpointError(_mismatch_message(loaded, model.arch, problems))
-    model.load_state_dict(state)
-    _note_numeric_differences(loaded, model.arch)
-    logger.info("loaded %s from %s (%d tensors)", loaded.name, loaded.file.path, len(state))
-
-
 class PretrainedFile:
     """A checkpoint read and converted once, for both its architecture and its weights.
 
@@ -157,6 +131,34 @@ class PretrainedFile:
     def arch(self) -> ViTArch:
         """The file's architecture, as :func:`read_arch` gives it."""
         return _file_arch(self.loaded)
+
+    @property
+    def path(self) -> Path:
+        """The file or folder that was read."""
+        return self.loaded.file.path
+
+    def state_dict_for(self, arch: ViTArch, expected: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The converted weights for a model of ``arch``, checked against its state dict.
+
+        Every tensor of ``expected`` must come from the file with the same shape, and the file
+        may hold nothing else besides non-backbone parts (heads, optimiser state, iBOT's mask
+        token), so the result loads with ``load_state_dict(strict=True)``.
+
+        Args:
+            arch: the architecture of the model the weights are for.
+            expected: the model's own ``state_dict()`` (only names and shapes are read).
+
+        Raises:
+            CheckpointError: missing / unexpected / mis-shaped tensors; the message names the
+                file, the format and the fix.
+        """
+        loaded = self.loaded
+        state = fit_cls_pos_row(loaded.state, arch)
+        problems = _compare(state, expected)
+        if problems:
+            raise CheckpointError(_mismatch_message(loaded, arch, problems))
+        _note_numeric_differences(loaded, arch)
+        return state
 
 
 def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Tensor]:

@@ -4,14 +4,11 @@
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from safetensors.torch import save_file
 
-from ..backbones.presets import ViTArch, resolve_arch
-
-if TYPE_CHECKING:
-    from ..backbones.vit import RegisterViT
+from .arch import ViTArch, resolve_arch
 
 FORMAT_TAG = "dinoreg_dense"
 
@@ -36,11 +33,22 @@ def arch_from_metadata(metadata: Mapping[str, str]) -> ViTArch:
         raise ValueError(f"malformed 'arch' metadata: {error}") from error
 
 
-def save_checkpoint(model: "RegisterViT", path: str | Path) -> Path:
+class SavableBackbone(Protocol):
+    """What :func:`save_checkpoint` reads of a backbone (a ``RegisterViT``)."""
+
+    arch: ViTArch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Name -> tensor."""
+        ...
+
+
+def save_checkpoint(model: SavableBackbone, path: str | Path) -> Path:
     """Write the model's weights and architecture as one safetensors file.
 
     Args:
-        model: the backbone; every tensor of its ``state_dict`` is written (made contiguous).
+        model: the backbone; its ``arch`` goes to the metadata and every tensor of its
+            ``state_dict()`` is written (made contiguous).
         path: output file, conventionally ``*.safetensors``; parent folders are created.
 
     Returns:

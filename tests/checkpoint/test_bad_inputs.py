@@ -10,7 +10,7 @@ import torchvision
 from safetensors.torch import save_file
 from transformers import Dinov2Config, Dinov2Model
 
-from dinoreg_dense.checkpoint import CheckpointError, load_pretrained, read_arch
+from dinoreg_dense.checkpoint import CheckpointError, read_arch
 from dinoreg_dense.registry import MODELS
 
 CALLS: list[str] = []
@@ -131,7 +131,7 @@ def test_register_count_mismatch(tmp_path):
     torch.save(official_state(384, depth=2, registers=0), path)
     model = MODELS.build(dict(type="RegisterViT", arch="vits14_reg4", depth=2))
     with pytest.raises(CheckpointError, match="missing from the file: register_tokens"):
-        load_pretrained(model, path)
+        model.load_pretrained(path)
 
 
 def test_unsupported_hf_model_type_and_empty_folder(tmp_path):

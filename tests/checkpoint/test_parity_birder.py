@@ -21,7 +21,6 @@ from dinoreg_dense.checkpoint import (
     CheckpointError,
     convert_birder,
     detect_format,
-    load_pretrained,
     read_arch,
 )
 from dinoreg_dense.registry import MODELS
@@ -205,7 +204,7 @@ def test_birder_variants_registervit_does_not_compute_are_refused(
     torch.save({"state": net.state_dict(), "birder_version": "0.8.4", "signature": signature}, path)
     model = MODELS.build(dict(type="RegisterViT", arch="vitb16_reg4_rms_nocls", depth=2))
     with pytest.raises(CheckpointError, match=expected) as error:
-        load_pretrained(model, path)
+        model.load_pretrained(path)
     assert str(path) in str(error.value) and "birder ViT" in str(error.value)
     with pytest.raises(CheckpointError, match=expected):
         read_arch(path)

@@ -1,9 +1,15 @@
-"""Architecture descriptions of the supported register ViTs, addressable by name."""
+"""Architecture descriptions of the supported register ViTs, addressable by name.
+
+A leaf module (it imports nothing from this package or ``backbones``): checkpoint readers produce
+a :class:`ViTArch` and :class:`~dinoreg_dense.backbones.RegisterViT` is built from one, so both
+depend on this file and neither on the other.
+"""
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
-from .block import FFNKind, NormKind
+NormKind = Literal["layernorm", "rmsnorm"]
+FFNKind = Literal["mlp", "swiglu"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,11 @@ for _name, _size in (("m", dict(embed_dim=512, depth=12, num_heads=8)), ("b", _S
         interpolate_offset=0.0,
         **_size,
     )
+
+
+def swiglu_hidden_dim(dim: int, mlp_ratio: float) -> int:
+    """DINOv2's SwiGLU width: two thirds of ``dim * mlp_ratio`` rounded up to a multiple of 8."""
+    return (int(int(dim * mlp_ratio) * 2 / 3) + 7) // 8 * 8
 
 
 def resolve_arch(arch: str | ViTArch | dict[str, Any] | None, **overrides: Any) -> ViTArch:
