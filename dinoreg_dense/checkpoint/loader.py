@@ -5,7 +5,7 @@ This package hands out state dicts and architectures; the backbone loads them in
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,10 @@ _HF_CLASSES = {
     "vit": "ViTModel (DINO v1)",
 }
 _SHOWN = 5  # offending keys quoted per kind in error messages
+# Tensors only DINOv3 ViTs have (its extra "storage" registers and RoPE periods; DINOv3 has no
+# learned position table), and its Hugging Face model_type.
+_DINOV3_KEYS = ("storage_tokens", "rope_embed.periods")
+_DINOV3_HF_MODEL_TYPE = "dinov3_vit"
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ def read_arch(path: str | Path) -> ViTArch:
     """
     path = check_exists(path)
     metadata, config = read_header(path)
+    _refuse_dinov3(path, (), config)
     if not is_native(metadata) and config is None:
         return PretrainedFile(path).arch
     try:
@@ -187,6 +192,7 @@ def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Ten
 
 def _load(path: Path) -> _Loaded:
     file = read_checkpoint(path)
+    _refuse_dinov3(file.path, file.tensors, file.hf_config)
     prefix, state = _backbone_tensors(file)
     kind = _detect(state, file.metadata)
     fmt = _FORMATS[kind]
@@ -203,6 +209,24 @@ def _load(path: Path) -> _Loaded:
             f"{file.path}: cannot convert the checkpoint ({name}): {error}"
         ) from error
     return _Loaded(file, kind, name, converted, options)
+
+
+def _refuse_dinov3(path: Path, keys: Iterable[str], hf_config: Mapping[str, Any] | None) -> None:
+    """CheckpointError when the file is a DINOv3 ViT (official ``.pth`` keys, under any prefix,
+    or an HF ``DINOv3ViTModel`` config): its RoPE positions are not computed by RegisterViT, and
+    without this check it would be mistaken for DINOv2 and fail on a missing ``pos_embed``."""
+    model_type = (hf_config or {}).get("model_type")
+    marker = next(
+        (key for key in keys for name in _DINOV3_KEYS if key == name or key.endswith("." + name)),
+        None,
+    )
+    if model_type != _DINOV3_HF_MODEL_TYPE and marker is None:
+        return
+    evidence = f"model_type {model_type!r}" if marker is None else f"tensor {marker!r}"
+    raise CheckpointError(
+        f"DINOv3 checkpoint (file {path}, {evidence}): DINOv3 backbones are not supported yet "
+        "(planned); use a DINOv2 / DINO / timm / HF / birder file"
+    )
 
 
 def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
