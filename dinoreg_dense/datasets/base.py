@@ -153,12 +153,15 @@ class BaseDenseDataset(Dataset):
                 "boxes with labels, and optionally masks"
             )
         self.records = [dict(record) for record in records]
+        # In test mode the pipeline sees the image only, and albumentations refuses a bbox
+        # processor without boxes.
+        train = not test_mode
         self.pipeline = build_pipeline(
             pipeline,
-            additional_targets={"depth": "mask"} if "depth" in self.targets else None,
+            additional_targets={"depth": "mask"} if train and "depth" in self.targets else None,
             bbox_params=(
                 A.BboxParams(format="pascal_voc", label_fields=[INSTANCE_ID_FIELD])
-                if "bboxes" in self.targets
+                if train and "bboxes" in self.targets
                 else None
             ),
         )
