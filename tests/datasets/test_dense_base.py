@@ -267,10 +267,19 @@ def test_annotation_errors_name_the_file(depth_root, instance_root):
     Image.fromarray(np.ones((5, 5), np.uint16)).save(depth)
     with pytest.raises(ValueError, match=rf"its depth map '{depth}' is \(5, 5\)"):
         DepthDataset(depth_root, TRAIN_PIPELINE)[0]
+    dataset = DepthDataset(depth_root, TRAIN_PIPELINE)
+    dataset.load_annotations = lambda record: dict(depth=np.full((42, 30), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"depth map '.*1_depth.png' has negative or non-finite"):
+        dataset[1]
     ann = instance_root / "0.json"
     ann.write_text(json.dumps([dict(label=1, bbox=[0, 0, 99, 4])]))
     with pytest.raises(ValueError, match=rf"annotation '{ann}' has boxes outside the 64x48 image"):
         InstanceDataset(instance_root, TRAIN_PIPELINE)[0]
+    dataset = InstanceDataset(instance_root, TRAIN_PIPELINE)
+    annotations = dataset.load_annotations(dataset.records[0])
+    dataset.load_annotations = lambda record: annotations | dict(labels=np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match=rf"annotation '{ann}': boxes \(1, 4\), labels \(2,\)"):
+        dataset[0]
 
 
 def test_targets_are_checked_when_the_dataset_is_defined():

@@ -2,6 +2,7 @@ import albumentations as A
 import numpy as np
 import pytest
 
+from dinoreg_dense import datasets
 from dinoreg_dense.datasets import (
     PhotoMetricDistortion,
     RandomCropCatMax,
@@ -11,6 +12,7 @@ from dinoreg_dense.datasets import (
     rescaled_size,
     seed_pipeline,
 )
+from dinoreg_dense.structures import IGNORE_INDEX
 
 LABELS = np.array([0, 3, 7, 255], np.uint8)
 
@@ -217,3 +219,8 @@ def test_photometric_distortion_changes_colours_not_labels():
     outs = [pipeline(image=image, mask=mask) for _ in range(8)]
     assert all(np.array_equal(out["mask"], mask) for out in outs)
     assert sum(not np.array_equal(out["image"], image) for out in outs) >= 6
+
+
+def test_crop_ignores_the_one_ignore_index():
+    assert datasets.IGNORE_INDEX is IGNORE_INDEX
+    assert RandomCropCatMax(height=8, width=8).ignore_index == IGNORE_INDEX
