@@ -1,7 +1,7 @@
 """Register Vision Transformer backbones."""
 
 from ..checkpoint.arch import ARCHS, ViTArch, resolve_arch
-from .attention import AttentionMaps
+from .attention import AttentionMaps, TokenAttention
 from .pos_embed import resample_pos_embed
 from .vit import RegisterViT, ViTFeatures, count_flops
 
@@ -9,6 +9,7 @@ __all__ = [
     "ARCHS",
     "AttentionMaps",
     "RegisterViT",
+    "TokenAttention",
     "ViTArch",
     "ViTFeatures",
     "count_flops",

@@ -1,6 +1,7 @@
 """Multi-head self-attention through ``scaled_dot_product_attention``, with an explicit path that
 also returns q / k / v and the attention matrix (LOST and attention maps need them)."""
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -18,6 +19,33 @@ class AttentionMaps(NamedTuple):
     k: Tensor
     v: Tensor
     attn: Tensor
+
+
+@dataclass
+class TokenAttention:
+    """Internals of one attention layer split by token type (built by
+    :meth:`~dinoreg_dense.backbones.RegisterViT.split_attention`, the one place that knows the
+    token layout). h x w is the patch grid of the (padded) input.
+
+    Attributes:
+        patch_queries, patch_keys, patch_values: (B, heads, h, w, head_dim) of the patch tokens.
+        cls_attention: (B, heads, h, w), the cls token's softmax attention row at the patch
+            columns (not renormalised: the row's mass on cls / registers is left out), or
+            ``None`` without a cls token.
+        register_attention: (B, R, heads, h, w), each register's row at the patch columns the
+            same way (R may be 0).
+        full: the unsplit q / k / v / attention over the whole sequence in the backbone's
+            token order, for anything else (e.g. attention between prefix tokens); its last
+            h * w tokens are the patches in row-major order, the first ``num_prefix_tokens`` are
+            cls and registers in the order ``RegisterViT`` documents.
+    """
+
+    patch_queries: Tensor
+    patch_keys: Tensor
+    patch_values: Tensor
+    cls_attention: Tensor | None
+    register_attention: Tensor
+    full: AttentionMaps
 
 
 class Attention(nn.Module):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from ..checkpoint import PretrainedFile
 from ..checkpoint.arch import ViTArch, resolve_arch
 from ..registry import MODELS
-from .attention import AttentionMaps
+from .attention import AttentionMaps, TokenAttention
 from .block import Block, make_norm
 from .pos_embed import resample_pos_embed
 
@@ -33,9 +33,10 @@ class ViTFeatures:
         patch_size: p.
         padding: (bottom, right) pixels added to reach a multiple of p; crop them from
             predictions made at input resolution.
-        attention: q / k / v / attention of the last block when asked for, over the full token
-            sequence; ``num_prefix_tokens`` says how many leading tokens are not patches.
-        num_prefix_tokens: cls + registers.
+        attention: the last block's q / k / v / attention split by token type when asked for
+            (patch q / k / v as (B, heads, h, w, head_dim), the cls and register rows over the
+            patches; see :class:`TokenAttention`).
+        num_prefix_tokens: cls + registers (leading tokens of ``attention.full``).
     """
 
     patch_maps: list[Tensor]
@@ -44,7 +45,7 @@ class ViTFeatures:
     indices: list[int]
     patch_size: int
     padding: tuple[int, int]
-    attention: AttentionMaps | None = None
+    attention: TokenAttention | None = None
     num_prefix_tokens: int = 0
 
 
@@ -223,17 +224,43 @@ class RegisterViT(nn.Module):
             prefix.insert(0 if a.registers_before_cls else len(prefix), regs)
         return torch.cat([*prefix, patches], dim=1), grid, (pad_h, pad_w)
 
-    def split_tokens(self, tokens: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
-        """(B, T, C) -> cls (B, C) or None, registers (B, R, C), patches (B, N, C)."""
+    def _prefix_positions(self) -> tuple[int | None, slice]:
+        """Sequence index of the cls token (``None`` without one) and slice of the registers."""
         r = self.num_register_tokens
         has_cls = self.cls_token is not None
         if self.arch.registers_before_cls:
-            regs = tokens[:, :r]
-            cls = tokens[:, r] if has_cls else None
-        else:
-            cls = tokens[:, 0] if has_cls else None
-            regs = tokens[:, int(has_cls) : int(has_cls) + r]
-        return cls, regs, tokens[:, self.num_prefix_tokens :]
+            return (r if has_cls else None), slice(0, r)
+        return (0 if has_cls else None), slice(int(has_cls), int(has_cls) + r)
+
+    def split_tokens(self, tokens: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        """(B, T, C) -> cls (B, C) or None, registers (B, R, C), patches (B, N, C)."""
+        cls_index, registers = self._prefix_positions()
+        cls = tokens[:, cls_index] if cls_index is not None else None
+        return cls, tokens[:, registers], tokens[:, self.num_prefix_tokens :]
+
+    def split_attention(self, maps: AttentionMaps, grid: tuple[int, int]) -> TokenAttention:
+        """Full-sequence attention internals -> :class:`TokenAttention`.
+
+        Args:
+            maps: q / k / v (B, heads, T, head_dim) and attention (B, heads, T, T) of one block,
+                T = num_prefix_tokens + h * w.
+            grid: the patch grid (h, w) of the input.
+        """
+        n = self.num_prefix_tokens
+        cls_index, registers = self._prefix_positions()
+
+        def patch_grid(t: Tensor) -> Tensor:
+            return t[:, :, n:].unflatten(2, grid)
+
+        to_patches = maps.attn[..., n:].unflatten(-1, grid)  # (B, heads, T, h, w)
+        return TokenAttention(
+            patch_queries=patch_grid(maps.q),
+            patch_keys=patch_grid(maps.k),
+            patch_values=patch_grid(maps.v),
+            cls_attention=to_patches[:, :, cls_index] if cls_index is not None else None,
+            register_attention=to_patches[:, :, registers].transpose(1, 2),
+            full=maps,
+        )
 
     # ------------------------------------------------------------------ forward
     def forward_intermediates(
@@ -249,8 +276,9 @@ class RegisterViT(nn.Module):
             x: (B, 3, H, W) normalised images; H and W are padded up to a multiple of p.
             out_indices: overrides the constructor's ``out_indices``.
             norm: overrides ``norm_outputs`` (apply the final norm to each output).
-            return_attention: also return q / k / v / attention of the last block; then all
-                blocks run even if the requested layers end earlier.
+            return_attention: also return the last block's q / k / v / attention split by token
+                type (:class:`TokenAttention`); then all blocks run even if the requested layers
+                end earlier.
 
         A frozen backbone records no autograd graph (unless ``x`` itself requires gradients),
         so training a head on it costs what inference costs.
@@ -294,7 +322,7 @@ class RegisterViT(nn.Module):
             indices=list(indices),
             patch_size=self.patch_size,
             padding=padding,
-            attention=maps,
+            attention=self.split_attention(maps, (gh, gw)) if maps is not None else None,
             num_prefix_tokens=self.num_prefix_tokens,
         )
 

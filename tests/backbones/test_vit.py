@@ -147,7 +147,7 @@ def test_return_attention_matches_the_ordinary_forward():
     for a, b in zip(plain.patch_maps, with_attention.patch_maps, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(plain.cls_tokens[-1], with_attention.cls_tokens[-1])
-    maps = with_attention.attention
+    maps = with_attention.attention.full
     tokens = 5 + 4 * 5
     assert maps.attn.shape == (2, 2, tokens, tokens)
     assert maps.q.shape == maps.k.shape == maps.v.shape == (2, 2, tokens, 32)
@@ -163,7 +163,7 @@ def test_return_attention_runs_all_blocks_even_for_early_outputs():
         features = model.forward_intermediates(images(), return_attention=True)
         last = model.forward_intermediates(images(), out_indices=(-1,), return_attention=True)
     assert features.indices == [0]
-    torch.testing.assert_close(features.attention.attn, last.attention.attn)
+    torch.testing.assert_close(features.attention.full.attn, last.attention.full.attn)
 
 
 @pytest.mark.parametrize("name", sorted(ARCHS))
