@@ -8,5 +8,5 @@ _base_ = [
 model = dict(
     data_preprocessor=dict(size=(512, 1024)),
     decode_head=dict(num_classes=19),
-    test_cfg=dict(crop_size=(512, 1024), stride=(341, 683)),
+    test_cfg=dict(stride=(341, 683)),
 )

@@ -13,6 +13,24 @@ from ..registry import RUNNERS
 from .atomic_backend import install_atomic_backend
 from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint, portable_message_hub
 
+_LOOP_STARTS = {"before_train": "train_loop", "before_val": "val_loop", "before_test": "test_loop"}
+
+
+def check_class_count(model: torch.nn.Module, dataset: Any) -> None:
+    """Raise a ``ValueError`` naming the fix when the dataset's classes (``metainfo['classes']``)
+    are not as many as the model predicts (``num_classes``); models or datasets without classes
+    (depth) pass. Checked once per loop start, not by a device sync in every training step."""
+    model = model.module if is_model_wrapper(model) else model
+    num_classes = getattr(model, "num_classes", None)
+    classes = (getattr(dataset, "metainfo", None) or {}).get("classes")
+    if num_classes is None or classes is None or len(classes) == num_classes:
+        return
+    raise ValueError(
+        f"the dataset {type(dataset).__name__} has {len(classes)} classes but the model predicts "
+        f"{num_classes}: set --cfg-options model.decode_head.num_classes={len(classes)} (or use "
+        "the dataset the model was trained on)"
+    )
+
 
 def destroy_process_group() -> None:
     """Destroy the default process group, if there is one."""
@@ -40,7 +58,11 @@ class DenseRunner(Runner):
         super().__init__(*args, **kwargs)
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
-        """Run the hooks; a checkpoint about to be saved gets a pickle-safe message hub."""
+        """Run the hooks; a loop about to start checks its dataset's class count against the
+        model, and a checkpoint about to be saved gets a pickle-safe message hub."""
+        loop = _LOOP_STARTS.get(fn_name)
+        if loop is not None:
+            check_class_count(self.model, getattr(self, loop).dataloader.dataset)
         super().call_hook(fn_name, **kwargs)
         if fn_name == "before_save_checkpoint" and "message_hub" in kwargs["checkpoint"]:
             checkpoint = kwargs["checkpoint"]
@@ -64,6 +86,12 @@ class DenseRunner(Runner):
         """MMEngine's wrapping, except DDP over CPU modules takes no ``device_ids``."""
         if not self.distributed or torch.cuda.is_available() or is_model_wrapper(model):
             return super().wrap_model(model_wrapper_cfg, model)
+        if self.cfg.get("sync_bn") is not None:
+            raise ValueError(
+                f"sync_bn={self.cfg.sync_bn!r} needs CUDA: torch's SyncBatchNorm does not run on "
+                "CPU tensors, so with CPU (gloo) processes each would keep its own BatchNorm "
+                "statistics. Remove sync_bn for CPU runs, or train on GPUs."
+            )
         cfg = dict(model_wrapper_cfg or {})
         cfg.pop("type", None)
         cfg.setdefault("broadcast_buffers", False)

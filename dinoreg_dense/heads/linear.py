@@ -8,10 +8,12 @@ from torch import Tensor, nn
 
 from ..backbones import ViTFeatures
 from ..registry import MODELS
+from ..structures import IGNORE_INDEX, DenseDataSample
+from .base import BaseDenseHead, padded_input_size, upsample_to_input
 
 
 @MODELS.register_module()
-class LinearHead(nn.Module):
+class LinearHead(BaseDenseHead):
     """Per-patch linear classifier over one layer ("linear") or several concatenated ("+ms").
 
     Args:
@@ -20,7 +22,11 @@ class LinearHead(nn.Module):
         in_index: which of the backbone's returned maps to use; an int or a sequence.
         use_bn: BatchNorm on the features first (DINOv2's BNHead does).
         dropout: dropout probability before the classifier.
-        loss_decode: config of the loss applied to the upsampled logits.
+        loss_decode: config of the loss applied to the upsampled logits (default: cross-entropy
+            ignoring :data:`~dinoreg_dense.structures.IGNORE_INDEX`).
+
+    Source: DINOv2's ``BNHead`` (dinov2 repo, ``dinov2/eval/segmentation/models/decode_heads``):
+    the "linear" probe takes the last layer, "+ms" the last four concatenated.
     """
 
     def __init__(
@@ -36,12 +42,14 @@ class LinearHead(nn.Module):
         self.in_index = [in_index] if isinstance(in_index, int) else list(in_index)
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.out_channels = num_classes
         self.bn = nn.BatchNorm2d(in_channels) if use_bn else nn.Identity()
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(in_channels, num_classes, kernel_size=1)
         nn.init.normal_(self.conv_seg.weight, std=0.01)
         nn.init.zeros_(self.conv_seg.bias)
-        self.loss_decode = MODELS.build(loss_decode or dict(type="CrossEntropyLoss"))
+        loss_decode = loss_decode or dict(type="CrossEntropyLoss", ignore_index=IGNORE_INDEX)
+        self.loss_decode = MODELS.build(loss_decode)
 
     def forward(self, features: ViTFeatures) -> Tensor:
         """Selected (B, C_i, h, w) maps -> logits (B, num_classes, h, w) on the patch grid."""
@@ -56,12 +64,22 @@ class LinearHead(nn.Module):
             )
         return self.conv_seg(self.dropout(self.bn(x)))
 
-    def loss(
-        self, logits: Tensor, labels: Tensor, upsample_size: tuple[int, int] | None = None
+    def loss_by_feat(
+        self, logits: Tensor, features: ViTFeatures, data_samples: Sequence[DenseDataSample]
     ) -> dict[str, Tensor]:
-        """Loss dict for patch-grid logits (B, K, h, w) against labels (B, H, W); the logits are
-        upsampled bilinearly to ``upsample_size`` (the padded input) and cropped to the labels."""
-        return {self.loss_decode.loss_name: self.loss_decode(logits, labels, upsample_size)}
+        """Cross-entropy of patch-grid logits (B, K, h, w) against the samples' ``gt_sem_seg``
+        (B, H, W): the logits are upsampled bilinearly to the backbone's padded input and cropped
+        to the labels, without materialising the upsampled logits (``upsampled_cross_entropy``).
+        """
+        labels = torch.stack([s.gt_sem_seg for s in data_samples]).long()
+        size = padded_input_size(features)
+        return {self.loss_decode.loss_name: self.loss_decode(logits, labels, size)}
+
+    def predict_by_feat(
+        self, logits: Tensor, features: ViTFeatures, batch_img_metas: Sequence[dict]
+    ) -> Tensor:
+        """Patch-grid logits (B, K, h, w) -> logits (B, K, H, W) at the inputs' ``img_shape``."""
+        return upsample_to_input(logits, features, batch_img_metas[0]["img_shape"])
 
 
 def _resize(x: Tensor, size: Sequence[int]) -> Tensor:

@@ -1,8 +1,17 @@
 """Task models: backbone + head, with ``loss()`` and ``predict()``."""
 
-from .base import DenseModel
-from .data_preprocessor import SegDataPreProcessor
+from .base import TEST_CFG_DEFAULTS, DenseModel
+from .config_check import check_options
+from .data_preprocessor import DenseDataPreProcessor
 from .segmentor import Segmentor
 from .sliding_window import slide_inference, window_origins
 
-__all__ = ["DenseModel", "SegDataPreProcessor", "Segmentor", "slide_inference", "window_origins"]
+__all__ = [
+    "DenseDataPreProcessor",
+    "DenseModel",
+    "Segmentor",
+    "TEST_CFG_DEFAULTS",
+    "check_options",
+    "slide_inference",
+    "window_origins",
+]

@@ -1,5 +1,6 @@
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +242,67 @@ def test_runner_destroys_its_process_group_at_exit(tmp_path, monkeypatch, tiny_b
     for handler in exit_handlers:
         handler()
     assert not dist.is_initialized()
+
+
+def _distributed_env(monkeypatch) -> list:
+    """A 1-process 'pytorch' launch; returns the exit handlers the runner registers."""
+    import atexit
+
+    exit_handlers = []
+    monkeypatch.setattr(atexit, "register", exit_handlers.append)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # MMEngine sets it when distributed
+    env = dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
+    for key, value in {**env, "MASTER_PORT": str(29500 + os.getpid() % 1000)}.items():
+        monkeypatch.setenv(key, value)
+    return exit_handlers
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="SyncBatchNorm works on CUDA")
+def test_sync_bn_on_cpu_processes_is_refused_not_ignored(tmp_path, monkeypatch, tiny_backbone_cfg):
+    from mmengine.config import Config
+
+    from dinoreg_dense.engine import DenseRunner
+
+    exit_handlers = _distributed_env(monkeypatch)
+    cfg = Config(
+        dict(
+            model=dict(
+                type="Segmentor",
+                backbone=tiny_backbone_cfg,
+                decode_head=dict(type="LinearHead", in_channels=32, num_classes=3),
+            ),
+            work_dir=str(tmp_path),
+            launcher="pytorch",
+            env_cfg=dict(dist_cfg=dict(backend="gloo")),
+            sync_bn="torch",
+            default_scope="dinoreg_dense",
+        )
+    )
+    try:
+        with pytest.raises(ValueError, match="sync_bn='torch' needs CUDA"):
+            DenseRunner.from_cfg(cfg)
+    finally:
+        for handler in exit_handlers:
+            handler()
+
+
+def test_dataset_class_count_is_checked_when_a_loop_starts(tmp_path):
+    from mmengine.config import Config
+
+    from dinoreg_dense.datasets import make_toy_ade20k
+    from dinoreg_dense.registry import RUNNERS
+
+    root = make_toy_ade20k(tmp_path / "toy", num_train=2, num_val=2, image_size=(32, 32))
+    cfg = Config.fromfile(Path(__file__).parents[2] / "configs" / "toy_linear_vittiny.py")
+    cfg.work_dir = str(tmp_path / "work")
+    cfg.model.decode_head.num_classes = 3  # the toy dataset has 4
+    cfg.model.backbone.update(embed_dim=32, depth=1, num_heads=2)
+    cfg.model.decode_head.in_channels = 32
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[loader].dataset.data_root = str(root.parent)
+        cfg[loader].update(num_workers=0, persistent_workers=False)
+    runner = RUNNERS.build(cfg)
+    with pytest.raises(ValueError, match="4 classes but the model predicts 3.*num_classes=4"):
+        runner.val()
+    with pytest.raises(ValueError, match="4 classes but the model predicts 3"):
+        runner.train()
