@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.dist import all_reduce_params
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
@@ -30,6 +31,20 @@ def check_class_count(model: torch.nn.Module, dataset: Any) -> None:
         f"{num_classes}: set --cfg-options model.decode_head.num_classes={len(classes)} (or use "
         "the dataset the model was trained on)"
     )
+
+
+def synchronize_buffers(model: torch.nn.Module) -> None:
+    """Average the floating-point buffers (BatchNorm running mean / variance) over all ranks.
+
+    Each process updates its BatchNorm statistics from its own images, so without this the ranks
+    drift apart and the validation of rank 0 ... N would each see another model than the one the
+    checkpoint holds. Running statistics are exponential moving averages, linear in the batch
+    statistics, so averaging them after every iteration equals averaging once at the end: the
+    training dynamics do not change.
+    """
+    buffers = [b for b in model.buffers() if b.is_floating_point()]
+    if buffers:
+        all_reduce_params(buffers, op="mean")
 
 
 def destroy_process_group() -> None:
@@ -63,6 +78,9 @@ class DenseRunner(Runner):
         loop = _LOOP_STARTS.get(fn_name)
         if loop is not None:
             check_class_count(self.model, getattr(self, loop).dataloader.dataset)
+        if fn_name == "after_train_iter" and self.distributed:
+            # Before the checkpoint and validation hooks: every rank holds the same buffers.
+            synchronize_buffers(self.model)
         super().call_hook(fn_name, **kwargs)
         if fn_name == "before_save_checkpoint" and "message_hub" in kwargs["checkpoint"]:
             checkpoint = kwargs["checkpoint"]

@@ -109,7 +109,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, toy_root):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo")
 def test_two_process_training_and_evaluation(tmp_path, toy_root):
-    config = write_config(tmp_path, toy_root, iters=10, val_interval=10, ckpt_interval=10)
+    config = write_config(tmp_path, toy_root, iters=40, val_interval=40, ckpt_interval=40)
     torchrun = ["-m", "torch.distributed.run", "--nproc_per_node", "2"]
     torchrun += ["--master_port", str(29500 + os.getpid() % 1000)]
     train = run_tool(
@@ -124,8 +124,10 @@ def test_two_process_training_and_evaluation(tmp_path, toy_root):
     )
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-3000:]
     assert "Distributed training: True" in train.stdout + train.stderr
-    checkpoint = tmp_path / "ddp" / "iter_10.pth"
+    checkpoint = tmp_path / "ddp" / "iter_40.pth"
     assert checkpoint.exists()
+    val_miou = [float(m) for m in re.findall(r"mIoU: (\d+\.\d+)", train.stdout + train.stderr)]
+    assert val_miou, train.stdout[-2000:]
 
     single = run_tool(
         "tools/test.py", str(config), str(checkpoint), "--work-dir", str(tmp_path / "t1")
@@ -150,3 +152,6 @@ def test_two_process_training_and_evaluation(tmp_path, toy_root):
 
     assert len(metrics(single.stdout)) == 1
     assert metrics(double.stdout) == metrics(single.stdout)  # printed once, by rank 0
+    # the validation run during training evaluated the model that the checkpoint holds
+    tested = ast.literal_eval(metrics(single.stdout)[0])["mIoU"]
+    assert tested == pytest.approx(val_miou[-1], abs=0.006), (val_miou, tested)
