@@ -2,6 +2,9 @@
 
     python benchmarks/backbone.py [--quick] [--sizes 224 518] [--batches 1 8] [--json OUT]
 
+Runs on the CPU (the device is printed first). ``--quick`` is a smoke run of about a minute:
+224 px, batch 2, fp32, 2 samples per peer, unless --sizes / --batches / --dtypes say otherwise.
+
 One process, one set of random weights copied into all three implementations (checked equal
 before timing). Per (size, batch, dtype) case the peers run interleaved A B C, C B A, ... under
 ``torch.inference_mode``, bfloat16 through ``torch.autocast('cpu')``. Every sample waits for a
@@ -12,8 +15,10 @@ measured against the larger of its rate and the 2048^2 / 4096^2 matmul peak meas
 so that a slow moment in the rotation cannot flatter it.
 
 Peers:
-  ours          RegisterViT as shipped (cache-blocked inference path in every block).
-  ours-plain    the same weights with ``Block.blocked_inference = False`` (--baseline).
+  ours          RegisterViT as shipped: ``blocked_inference=None``, which on CPU means the
+                cache-blocked inference path in every block (blocked path on).
+  ours-plain    the same weights with ``blocked_inference=False`` (blocked path off; timed by
+                default, --no-baseline skips it).
   ours-fp32core bfloat16 only: attention core (softmax(qk^T)v) in float32 through
                 ``set_attention_core_dtype`` -- an explicit opt-in, never a default.
   ours-compile  ``torch.compile(ours)`` (--compile; compile time reported separately; compiled
@@ -54,19 +59,37 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def parse_args() -> argparse.Namespace:
     """Command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 518])
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
+    parser.add_argument("--sizes", type=int, nargs="+", help="default: 224 518 (quick: 224)")
+    parser.add_argument("--batches", type=int, nargs="+", help="default: 1 8 (quick: 2)")
+    parser.add_argument(
+        "--dtypes", nargs="+", choices=sorted(DTYPES), help="default: fp32 bf16 (quick: fp32)"
+    )
     parser.add_argument("--reps", type=int, default=5, help="clean samples wanted per peer")
-    parser.add_argument("--quick", action="store_true", help="2 samples per peer (smoke run)")
-    parser.add_argument("--baseline", action="store_true", help="also time ours-plain")
+    parser.add_argument("--quick", action="store_true", help="smoke run of about a minute")
+    parser.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time ours-plain (blocked path off) next to ours (on)",
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(ours)")
     parser.add_argument("--threads", type=int, default=None, help="default: torch's choice")
     parser.add_argument("--max-foreign", type=float, default=0.05)
-    parser.add_argument("--budget-min", type=float, default=9.0, help="soft wall-clock budget")
+    parser.add_argument("--budget-min", type=float, default=None, help="default 9 (quick: 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", default=None, help="write results here")
-    return parser.parse_args()
+    args = parser.parse_args()
+    defaults = (
+        dict(sizes=[224], batches=[2], dtypes=["fp32"], budget_min=1.0)
+        if args.quick
+        else dict(sizes=[224, 518], batches=[1, 8], dtypes=["fp32", "bf16"], budget_min=9.0)
+    )
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.quick:
+        args.reps = 2
+    return args
 
 
 # ---------------------------------------------------------------------------- models
@@ -250,11 +273,14 @@ def matmul_peer(dtype: torch.dtype, n: int = 2048) -> tuple[Callable[[], object]
     return (lambda: a @ b), 2 * n**3 / 1e9
 
 
-def machine_peaks(max_foreign: float, reps: int) -> dict[str, float]:
-    """Best GFLOP/s of large square matmuls (2048 and 4096) per dtype."""
+def machine_peaks(
+    max_foreign: float, reps: int, labels: list[str], sizes: tuple[int, ...]
+) -> dict[str, float]:
+    """Best GFLOP/s of large square matmuls (of each size in ``sizes``) per dtype label."""
     peaks = {}
-    for label, dtype in DTYPES.items():
-        for n in (2048, 4096):
+    for label in labels:
+        dtype = DTYPES[label]
+        for n in sizes:
             fn, gflop = matmul_peer(dtype, n)
             fn()
             best = 0.0
@@ -264,7 +290,7 @@ def machine_peaks(max_foreign: float, reps: int) -> dict[str, float]:
                 if foreign <= max_foreign:
                     best = max(best, gflop / seconds)
             peaks[f"{label} {n}"] = best
-        peaks[label] = max(peaks[f"{label} 2048"], peaks[f"{label} 4096"])
+        peaks[label] = max(peaks[f"{label} {n}"] for n in sizes)
     return peaks
 
 
@@ -408,13 +434,18 @@ def target_report(cases: list[dict[str, Any]], bf16_ratios: dict[str, float]) ->
 def main() -> None:
     """Build, check, time, print (and optionally write JSON)."""
     args = parse_args()
-    if args.quick:
-        args.reps = 2
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.getLogger("dinoreg_dense").setLevel(logging.ERROR)  # random weights on purpose
     start = time.perf_counter()
+    print(f"device cpu: {cpu_name()}; threads {torch.get_num_threads()}, CPUs {os.cpu_count()}")
+    print(
+        "peers: ours = blocked path on (blocked_inference=None is on for CPU tensors), "
+        "ours-plain = off" + ("" if args.baseline else " (not timed: --no-baseline)"),
+        flush=True,
+    )
     models = build_models(args.seed)
+    print(f"built models ({time.perf_counter() - start:.0f} s)", flush=True)
     numerics = check_numerics(models, args.sizes)
     models["ours-plain"] = copy.deepcopy(models["ours"])
     for block in models["ours-plain"].blocks:
@@ -426,11 +457,11 @@ def main() -> None:
         compiled = copy.deepcopy(models["ours"])
         compiled.forward_features = torch.compile(compiled.forward_features)
         models["ours-compile"] = compiled
-    print(f"threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, {cpu_name()}")
     print("numerics (max abs diff, fp32 patch tokens):")
     for key, value in numerics.items():
         print(f"  {key}: {value:.2e}")
-    peaks = machine_peaks(args.max_foreign, reps=2 if args.quick else 4)
+    peak_sizes = (2048,) if args.quick else (2048, 4096)
+    peaks = machine_peaks(args.max_foreign, 2 if args.quick else 4, args.dtypes, peak_sizes)
     print("matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
 
     todo = [(s, b, d) for d in args.dtypes for s in args.sizes for b in args.batches]

@@ -10,6 +10,11 @@ stream through DRAM instead of cache, and allocations that large are fresh pages
 
 Under autocast, a layer called on several groups / chunks gets its weights cast once per block
 call rather than once per call: inside ``torch.inference_mode`` autocast keeps no cast cache.
+
+The gain was measured on CPU only (``benchmarks/backbone.py``), so by default
+(``blocked_inference=None``) only CPU tensors take the blocked path; CUDA and every other device
+run the plain whole-batch ops, whose large kernels are what GPUs are built for, unless
+``blocked_inference=True`` asks for it.
 """
 
 import torch
@@ -100,10 +105,11 @@ def _call(module: nn.Module, params: dict[str, Tensor] | None, x: Tensor) -> Ten
 class Block(nn.Module):
     """x + ls1(attn(norm1(x))), then x + ls2(mlp(norm2(x))).
 
-    Attributes:
+    Args:
         blocked_inference: without autograd, compute the block group by group (see the module
-            docstring); set ``False`` to run the plain whole-batch sequence of ops instead.
-            Never used while tracing, exporting or compiling.
+            docstring): ``None`` (auto) for CPU tensors only, ``True`` on every device, ``False``
+            never (the plain whole-batch ops). Never used while tracing, exporting or
+            compiling. Also an attribute, to switch a built model.
     """
 
     def __init__(
@@ -119,8 +125,10 @@ class Block(nn.Module):
         norm_layer: NormKind = "layernorm",
         norm_eps: float = 1e-6,
         drop_path: float = 0.0,
+        blocked_inference: bool | None = None,
     ) -> None:
         super().__init__()
+        self.blocked_inference = blocked_inference
         self.norm1 = make_norm(norm_layer, dim, norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias)
         has_ls = layerscale_init is not None  # 0.0 is a valid (if odd) initial scale
@@ -134,7 +142,6 @@ class Block(nn.Module):
             raise ValueError(f"unknown ffn_layer {ffn_layer!r}; expected 'mlp' or 'swiglu'")
         self.ls2 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.blocked_inference = True
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, T, C) -> (B, T, C)."""
@@ -154,8 +161,11 @@ class Block(nn.Module):
         # Tracing / export / compile get the plain ops: the Python loops would bake the batch
         # size into the graph.
         drop_path_active = self.training and isinstance(self.drop_path, DropPath)
+        enabled = self.blocked_inference
+        if enabled is None:
+            enabled = x.device.type == "cpu"  # the only device it was measured to help on
         return (
-            self.blocked_inference
+            enabled
             and not torch.is_grad_enabled()
             and not drop_path_active
             and x.shape[0] > 0

@@ -67,6 +67,9 @@ class RegisterViT(nn.Module):
         norm_outputs: apply the final norm to every returned layer.
         frozen: eval mode and no gradients, whatever ``train()`` is called with.
         drop_path_rate: stochastic depth, increasing linearly to this value over the blocks.
+        blocked_inference: the blocks' cache-blocked inference path: ``None`` (auto) on CPU
+            tensors only, ``True`` on every device, ``False`` never (see
+            :class:`~dinoreg_dense.backbones.block.Block`).
         **arch_overrides: any :class:`ViTArch` field, overriding the preset (e.g. ``depth=2``).
     """
 
@@ -78,6 +81,7 @@ class RegisterViT(nn.Module):
         norm_outputs: bool = True,
         frozen: bool = False,
         drop_path_rate: float = 0.0,
+        blocked_inference: bool | None = None,
         **arch_overrides: Any,
     ) -> None:
         super().__init__()
@@ -120,6 +124,7 @@ class RegisterViT(nn.Module):
                 norm_layer=a.norm_layer,
                 norm_eps=a.norm_eps,
                 drop_path=rate,
+                blocked_inference=blocked_inference,
             )
             for rate in drop_rates
         )

@@ -1,5 +1,9 @@
 """Inference fast paths: the cache-blocked Block forward and the attention core dtype must give
-the plain path's numbers, leave inputs untouched, and never change training."""
+the plain path's numbers, leave inputs untouched, and never change training. The blocked path
+runs where it was measured to help (CPU) unless asked for; tests that compare it with the plain
+path also check that it ran, so switching it off makes them fail."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,9 +19,31 @@ DIM, HEADS = 32, 4
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunk sizes that split a (3, 7, C) batch unevenly: groups of 2 + 1 images, rows of 5."""
+    """Chunk sizes that split a (3, 7, C) batch unevenly: attention groups of at most 2 images
+    (1 + 2), FFN chunks of at most 5 of the 21 token rows (4 + 4 + 4 + 4 + 5)."""
     monkeypatch.setattr(block_module, "ATTN_GROUP_ROWS", 14)
     monkeypatch.setattr(block_module, "FFN_CHUNK_ROWS", 5)
+
+
+@pytest.fixture
+def blocked_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Shapes of the inputs ``Block._forward_blocked`` ran on (it still computes as usual)."""
+    runs: list[tuple[int, ...]] = []
+    original = Block._forward_blocked
+
+    def spy(self: Block, x: torch.Tensor) -> torch.Tensor:
+        runs.append(tuple(x.shape))
+        return original(self, x)
+
+    monkeypatch.setattr(Block, "_forward_blocked", spy)
+    return runs
+
+
+def refuse_blocked(monkeypatch: pytest.MonkeyPatch, why: str) -> None:
+    def refuse(self: Block, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError(why)
+
+    monkeypatch.setattr(Block, "_forward_blocked", refuse)
 
 
 def make_block(**kwargs) -> Block:
@@ -33,11 +59,11 @@ def make_block(**kwargs) -> Block:
 
 
 def plain(block: Block, x: torch.Tensor) -> torch.Tensor:
-    block.blocked_inference = False
+    setting, block.blocked_inference = block.blocked_inference, False
     try:
         return block(x)
     finally:
-        block.blocked_inference = True
+        block.blocked_inference = setting
 
 
 def tokens(batch: int = 3, length: int = 7) -> torch.Tensor:
@@ -55,41 +81,60 @@ def tokens(batch: int = 3, length: int = 7) -> torch.Tensor:
 )
 @pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
 @pytest.mark.usefixtures("small_chunks")
-def test_blocked_forward_equals_plain(options, mode):
+def test_blocked_forward_equals_plain(options, mode, blocked_runs):
     block, x = make_block(**options), tokens()
     with mode():
         expected = plain(block, x)
+        assert blocked_runs == []
         got = block(x)
+    assert blocked_runs == [(3, 7, DIM)]
     assert got.shape == x.shape and got.dtype == x.dtype
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_blocked_forward_leaves_its_input_alone():
+def test_blocked_forward_leaves_its_input_alone(blocked_runs):
     block, x = make_block(), tokens()
     before = x.clone()
     with torch.inference_mode():
         block(x)
-    assert torch.equal(x, before)
+    assert blocked_runs and torch.equal(x, before)
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_blocked_forward_under_bf16_autocast_matches_plain():
+def test_small_chunks_really_split_the_work(monkeypatch):
+    """The fixture's sizes give 2 attention groups and 5 FFN chunks, so the loops are tested."""
+    calls = []
+    original = block_module._call
+
+    def counting(module, params, x):
+        calls.append((type(module).__name__, x.shape[0]))
+        return original(module, params, x)
+
+    monkeypatch.setattr(block_module, "_call", counting)
+    with torch.inference_mode():
+        make_block()(tokens())
+    assert calls == [("Attention", 1), ("Attention", 2)] + [("Mlp", n) for n in (4, 4, 4, 4, 5)]
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_blocked_forward_under_bf16_autocast_matches_plain(blocked_runs):
     block, x = make_block(), tokens()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected = plain(block, x)
         got = block(x)
+    assert blocked_runs
     assert got.dtype == expected.dtype == torch.float32  # residual stream stays float32
     torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_blocked_forward_on_a_bf16_model_keeps_bf16():
+def test_blocked_forward_on_a_bf16_model_keeps_bf16(blocked_runs):
     block, x = make_block().to(torch.bfloat16), tokens().to(torch.bfloat16)
     with torch.inference_mode():
         expected = plain(block, x)
         got = block(x)
-    assert got.dtype == torch.bfloat16
+    assert blocked_runs and got.dtype == torch.bfloat16
     torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
 
 
@@ -100,11 +145,7 @@ def test_empty_batch_passes_through():
 
 def test_training_path_is_unchanged_and_gradients_flow(monkeypatch):
     block, x = make_block(), tokens().requires_grad_()
-
-    def refuse(self, x):
-        raise AssertionError("the blocked path must not run while autograd records")
-
-    monkeypatch.setattr(Block, "_forward_blocked", refuse)
+    refuse_blocked(monkeypatch, "the blocked path must not run while autograd records")
     block.train()
     got = block(x)
     reference = x + block.ls1(block.attn(block.norm1(x)))
@@ -117,10 +158,7 @@ def test_training_path_is_unchanged_and_gradients_flow(monkeypatch):
 
 
 def test_stochastic_depth_in_training_mode_keeps_the_plain_path(monkeypatch):
-    def refuse(self, x):
-        raise AssertionError("drop path must stay per-sample random")
-
-    monkeypatch.setattr(Block, "_forward_blocked", refuse)
+    refuse_blocked(monkeypatch, "drop path must stay per-sample random")
     block = make_block(drop_path=0.5).train()
     with torch.no_grad():
         block(tokens())
@@ -128,10 +166,7 @@ def test_stochastic_depth_in_training_mode_keeps_the_plain_path(monkeypatch):
 
 @pytest.mark.parametrize("tracer", ["jit", "compiler"])
 def test_tracing_and_compiling_keep_the_plain_path(monkeypatch, tracer):
-    def refuse(self, x):
-        raise AssertionError("a traced graph must not bake in the batch size")
-
-    monkeypatch.setattr(Block, "_forward_blocked", refuse)
+    refuse_blocked(monkeypatch, "a traced graph must not bake in the batch size")
     module = torch.jit if tracer == "jit" else torch.compiler
     name = "is_tracing" if tracer == "jit" else "is_compiling"
     monkeypatch.setattr(module, name, lambda: True)
@@ -139,10 +174,11 @@ def test_tracing_and_compiling_keep_the_plain_path(monkeypatch, tracer):
         make_block()(tokens())
 
 
-def test_gradients_equal_whether_or_not_the_block_was_used_for_inference_first():
+def test_gradients_equal_whether_or_not_the_block_was_used_for_inference_first(blocked_runs):
     block, x = make_block(), tokens()
     with torch.inference_mode():
         block(x)
+    assert blocked_runs
     first = torch.autograd.grad(block(x).sum(), list(block.parameters()))
     second = torch.autograd.grad(plain(block, x).sum(), list(block.parameters()))
     for a, b in zip(first, second, strict=True):
@@ -150,7 +186,7 @@ def test_gradients_equal_whether_or_not_the_block_was_used_for_inference_first()
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_tiny_vit_blocked_equals_plain():
+def test_tiny_vit_blocked_equals_plain(blocked_runs):
     model = RegisterViT(
         "vits14_reg4", embed_dim=DIM, depth=2, num_heads=HEADS, pos_embed_grid=4
     ).eval()
@@ -161,11 +197,50 @@ def test_tiny_vit_blocked_equals_plain():
     x = torch.randn(3, 3, 56, 42)
     with torch.inference_mode():
         got = model.forward_features(x)
+        assert len(blocked_runs) == 2
         for block in model.blocks:
             block.blocked_inference = False
         expected = model.forward_features(x)
+    assert len(blocked_runs) == 2
     for key in ("x_norm_clstoken", "x_norm_regtokens", "x_norm_patchtokens", "x_prenorm"):
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "setting, device, expected",
+    [
+        (None, "cpu", True),  # auto: CPU, where the blocked path was measured to help
+        (None, "cuda", False),  # auto: every other device gets the plain whole-batch ops
+        (None, "mps", False),
+        (None, "meta", False),
+        (True, "cuda", True),  # explicitly asked for
+        (False, "cpu", False),
+    ],
+)
+def test_blocked_path_applies_per_device_and_setting(setting, device, expected):
+    block = make_block(blocked_inference=setting)
+    assert block.blocked_inference is setting
+    # Only the device type and the batch size are read: a stand-in tensor mocks a GPU here.
+    x = SimpleNamespace(shape=(3, 7, DIM), device=torch.device(device))
+    with torch.inference_mode():
+        assert block._blocked_path_applies(x) is expected
+
+
+@pytest.mark.parametrize("setting, runs", [(None, 0), (True, 1)])
+def test_meta_tensors_take_the_plain_path_in_auto_mode(setting, runs, blocked_runs):
+    block = make_block(blocked_inference=setting).to("meta")
+    with torch.inference_mode():
+        out = block(torch.empty(3, 7, DIM, device="meta"))
+    assert out.shape == (3, 7, DIM) and out.device.type == "meta"
+    assert len(blocked_runs) == runs
+
+
+@pytest.mark.parametrize("setting", [None, True, False])
+def test_register_vit_passes_the_setting_to_every_block(setting):
+    model = RegisterViT(
+        "vits14", depth=2, embed_dim=DIM, num_heads=HEADS, blocked_inference=setting
+    )
+    assert [block.blocked_inference for block in model.blocks] == [setting, setting]
 
 
 def test_float32_attention_core_under_bf16_autocast():
