@@ -54,16 +54,74 @@ def _numpy_globals() -> list[Any]:
     ]
 
 
+HEAD_BYTES = 64
+"""How much of a file :func:`describe_non_checkpoint` looks at."""
+PICKLE_PROTOCOL_OPCODE = 0x80
+"""First byte of a pickle of protocol 2+: the legacy (non-zip) ``torch.save`` format."""
+
+
+def describe_non_checkpoint(head: bytes) -> str | None:
+    """Why a file that begins with ``head`` cannot be a ``torch.save`` file, or None if it can.
+
+    ``torch.load`` reads anything that is not a zip archive as a legacy pickle, so a text file
+    fails with an opcode error such as ``KeyError: 101`` (the code of its first letter); this
+    names what the file holds instead.
+
+    Args:
+        head: the first bytes of the file (:data:`HEAD_BYTES` are enough).
+
+    Returns:
+        A phrase such as ``"it starts with text: 'hello'"``; None for a zip archive (the format of
+        ``torch.save`` since torch 1.6) or a pickle.
+    """
+    if head.startswith(b"PK") or head[:1] == bytes([PICKLE_PROTOCOL_OPCODE]):
+        return None
+    if not head:
+        return "it is empty"
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer: fetch the file itself with `git lfs pull`"
+    if head[8:10] == b'{"':
+        return (
+            "it is a safetensors file; pretrained backbone weights go in model.backbone.checkpoint"
+        )
+    text = _utf8_prefix(head)
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        first_line = text.strip().splitlines()[0] if text.strip() else text
+        return f"it starts with text: {first_line[:40]!r}"
+    return f"it starts with the bytes {head[:8].hex(' ')}"
+
+
+def _utf8_prefix(head: bytes) -> str | None:
+    """``head`` decoded as UTF-8, allowing a character cut at its end; None if not UTF-8."""
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:
+            return None
+        return head[: err.start].decode("utf-8")
+
+
 def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by our runner with ``weights_only=True`` plus an allowlist.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        RuntimeError: the file is truncated, corrupt or contains other pickled objects.
+        RuntimeError: the file is not a ``torch.save`` file at all (text, empty, a Git LFS
+            pointer, safetensors; see :func:`describe_non_checkpoint`), or it is truncated,
+            corrupt or contains other pickled objects.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    problem = describe_non_checkpoint(head)
+    if problem:
+        raise RuntimeError(
+            f"{path} is not a PyTorch checkpoint ({problem}). tools/test.py, tools/infer.py and "
+            "--resume need a run checkpoint written by tools/train.py (a .pth file: a zip archive "
+            "whose first bytes are 'PK')."
+        )
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
