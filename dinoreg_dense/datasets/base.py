@@ -66,13 +66,27 @@ def find_dataset_root(
         The dataset root.
 
     Raises:
-        FileNotFoundError: no candidate matches; the message shows the expected layout.
+        FileNotFoundError: no candidate matches; the message shows the expected layout, and when
+            a candidate holds some of the ``required`` folders, names the ones it lacks.
     """
     data_root = Path(data_root).expanduser()
+    incomplete = []
     for candidate in candidates:
         root = data_root / candidate
-        if all((root / entry).is_dir() for entry in required):
+        found = [entry for entry in required if (root / entry).is_dir()]
+        if len(found) == len(required):
             return root
+        if found:
+            incomplete.append((root, found))
+    if incomplete:
+        # the candidate closest to complete is the one the user most likely meant
+        root, found = max(incomplete, key=lambda item: len(item[1]))
+        missing = " and ".join(f"'{root / entry}'" for entry in required if entry not in found)
+        verb = "is" if len(found) == len(required) - 1 else "are"
+        raise FileNotFoundError(
+            f"{missing} {verb} missing (found {', '.join(f'{entry}/' for entry in found)}): the "
+            f"dataset at '{root}' is incomplete. Expected this layout:\n{layout}\n{HELP}"
+        )
     raise FileNotFoundError(
         f"dataset not found at '{data_root}'. Expected this layout:\n{layout}\n{HELP}"
     )

@@ -84,7 +84,10 @@ class VOCDataset(BaseSegDataset):
                 "'val' with use_sbd_aug=False (its labels are the official SegmentationClass)."
             )
         root = find_dataset_root(
-            data_root, ("VOCdevkit/VOC2012", "VOC2012", "."), ("JPEGImages",), VOC_LAYOUT
+            data_root,
+            ("VOCdevkit/VOC2012", "VOC2012", "."),
+            ("JPEGImages", "ImageSets/Segmentation"),
+            VOC_LAYOUT,
         )
         list_dir = root / "ImageSets" / "Segmentation"
         label_dir = root / ("SegmentationClassAug" if use_sbd_aug else "SegmentationClass")

@@ -1,6 +1,7 @@
 """Every error names the offending path and says what to do about it."""
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -31,6 +32,35 @@ def test_missing_dataset_folder(tmp_path, dataset_cls, layout_word):
     assert layout_word in message
     assert "docs/datasets.md" in message
     assert "tools/make_toy_dataset.py" in message
+
+
+@pytest.mark.parametrize(
+    ("dataset_cls", "root_fixture", "dataset_dir", "removed", "kept", "layout_word"),
+    [
+        (ADE20KDataset, "ade20k_root", "ADEChallengeData2016", "annotations", "images", "ADE"),
+        (
+            VOCDataset,
+            "voc_root",
+            "VOCdevkit/VOC2012",
+            "ImageSets/Segmentation",
+            "JPEGImages",
+            "VOCdevkit",
+        ),
+        (CityscapesDataset, "cityscapes_root", ".", "gtFine", "leftImg8bit", "leftImg8bit"),
+    ],
+)
+def test_incomplete_dataset_names_the_missing_folder(
+    request, dataset_cls, root_fixture, dataset_dir, removed, kept, layout_word
+):
+    data_root = request.getfixturevalue(root_fixture)
+    root = data_root / dataset_dir
+    shutil.rmtree(root / removed)
+    with pytest.raises(FileNotFoundError) as error:
+        dataset_cls(data_root)
+    message = str(error.value)
+    assert message.startswith(f"'{root / removed}' is missing (found {kept}/)"), message
+    assert "dataset not found" not in message
+    assert layout_word in message and "docs/datasets.md" in message
 
 
 def test_unknown_split_lists_the_existing_ones(ade20k_root):
