@@ -1,6 +1,7 @@
 """MMEngine Runner with safe checkpoint loading and atomic checkpoint writes."""
 
 import atexit
+import os
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
+from ..models.loss_guard import LossDivergedError
 from ..registry import RUNNERS
 from .atomic_backend import install_atomic_backend
 from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint, portable_message_hub
@@ -60,6 +62,7 @@ class DenseRunner(Runner):
     * saves its log history as plain lists and loads its own run checkpoints (``--resume``,
       ``load_from``, ``tools/test.py``) with ``weights_only=True``, where plain MMEngine fails on
       torch >= 2.6 unless it unpickles with ``weights_only=False``;
+    * names the checkpoint to restart from when the loss diverges;
     * refuses checkpoints whose tensors do not fit the model (e.g. another class count) with
       an error naming the file and the fix, where MMEngine would only warn;
     * writes checkpoints atomically, so a run killed while saving resumes from the last one;
@@ -70,7 +73,31 @@ class DenseRunner(Runner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         install_atomic_backend()
+        self._sound_checkpoints: list[str] = []
         super().__init__(*args, **kwargs)
+
+    def train(self) -> torch.nn.Module:
+        """MMEngine's training; a diverged loss is reported with the checkpoint to restart from:
+        the newest one saved while the loss was still at its normal level."""
+        try:
+            return super().train()
+        except LossDivergedError as err:
+            sound = [path for path in self._sound_checkpoints if os.path.isfile(path)]
+            where = (
+                f"The last checkpoint saved before the loss began to rise is {sound[-1]}."
+                if sound
+                else "No checkpoint was saved before the loss began to rise: start again with a "
+                "lower learning rate."
+            )
+            raise LossDivergedError(f"{err} {where}") from err
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
+        """MMEngine's ``save_checkpoint``, remembering whether the loss was at its normal level."""
+        super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        guard = getattr(model, "loss_guard", None)
+        if guard is None or guard.is_normal():
+            self._sound_checkpoints.append(os.path.join(out_dir, filename))
 
     def call_hook(self, fn_name: str, **kwargs: Any) -> None:
         """Run the hooks; a loop about to start checks its dataset's class count against the

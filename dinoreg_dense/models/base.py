@@ -7,7 +7,6 @@ merged per-pixel output becomes a prediction (``add_prediction``); its head foll
 ``predict(features, batch_img_metas)``), in the spirit of mmsegmentation 1.x's decode heads.
 """
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -19,6 +18,7 @@ from ..backbones import ViTFeatures
 from ..registry import MODELS
 from ..structures import DenseDataSample
 from .config_check import check_options
+from .loss_guard import LossGuard
 from .sliding_window import slide_inference
 
 TEST_CFG_DEFAULTS: dict[str, Any] = dict(
@@ -33,7 +33,9 @@ class DenseModel(BaseModel):
         backbone: config of a backbone returning :class:`ViTFeatures` (e.g. ``RegisterViT``).
         decode_head: config of a head following the ``BaseDenseHead`` protocol.
         data_preprocessor: config of the batch preprocessor (``DenseDataPreProcessor``).
-        train_cfg: training options of the task (none for the tasks so far); validated.
+        train_cfg: training options, validated: ``divergence_factor`` (default 10; ``None``
+            checks only for NaN / inf): a loss this many times above its lowest running level
+            stops training before the optimizer step (see :class:`LossGuard`).
         test_cfg: inference options, validated when the model is built: ``mode`` 'whole' or
             'slide'; ``crop_size`` and ``stride`` (h, w) of the sliding windows (``crop_size``
             defaults to the preprocessor's training crop ``size``; DINOv2: 512 and 341); ``flip``
@@ -46,7 +48,7 @@ class DenseModel(BaseModel):
     """
 
     extra_test_cfg: ClassVar[dict[str, Any]] = {}
-    train_cfg_defaults: ClassVar[dict[str, Any]] = {}
+    train_cfg_defaults: ClassVar[dict[str, Any]] = dict(divergence_factor=10.0)
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class DenseModel(BaseModel):
         self.decode_head = MODELS.build(decode_head)
         self.train_cfg = check_options("model.train_cfg", train_cfg, self.train_cfg_defaults)
         self.test_cfg = self._check_test_cfg(test_cfg)
+        self.loss_guard = LossGuard(self.train_cfg["divergence_factor"])
 
     def _check_test_cfg(self, test_cfg: dict | None) -> dict[str, Any]:
         cfg = check_options(
@@ -115,22 +118,15 @@ class DenseModel(BaseModel):
         return self.decode_head.loss(self.extract_feat(inputs), data_samples)
 
     def parse_losses(self, losses: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Sum the ``loss*`` entries; raise ``FloatingPointError`` if the total is NaN/inf.
+        """Sum the ``loss*`` entries; raise :class:`LossDivergedError` if the total is NaN / inf
+        or far above its running level (``train_cfg.divergence_factor``).
 
         ``parse_losses`` runs before the backward pass and the optimizer step, in the plain and in
         the DistributedDataParallel training step alike, so raising here leaves the weights in
         memory and every checkpoint on disk untouched.
         """
         parsed, log_vars = super().parse_losses(losses)
-        if not math.isfinite(parsed.item()):
-            values = {k: float(v.detach()) for k, v in log_vars.items()}
-            raise FloatingPointError(
-                f"non-finite training loss {values}; no weights were updated and the last "
-                "checkpoint on disk is intact. To restart from it with other settings, use "
-                "--cfg-options load_from=<work_dir>/iter_N.pth optim_wrapper.optimizer.lr=<lower> "
-                "(--resume would restore the old learning-rate schedule too); also try without "
-                "--amp and check the batch's images and labels."
-            )
+        self.loss_guard.check(parsed, log_vars)
         return parsed, log_vars
 
     # ------------------------------------------------------------------ inference

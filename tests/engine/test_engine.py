@@ -1,5 +1,6 @@
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +307,30 @@ def test_dataset_class_count_is_checked_when_a_loop_starts(tmp_path):
         runner.val()
     with pytest.raises(ValueError, match="4 classes but the model predicts 3"):
         runner.train()
+
+
+def test_a_diverging_loss_stops_before_the_update_and_names_the_checkpoint(tmp_path):
+    from mmengine.config import Config
+
+    from dinoreg_dense.datasets import make_toy_ade20k
+    from dinoreg_dense.models.loss_guard import LossDivergedError
+    from dinoreg_dense.registry import RUNNERS
+
+    root = make_toy_ade20k(tmp_path / "toy", num_train=4, num_val=2, image_size=(32, 32))
+    cfg = Config.fromfile(Path(__file__).parents[2] / "configs" / "toy_linear_vittiny.py")
+    cfg.work_dir = str(tmp_path / "work")
+    cfg.model.backbone.update(embed_dim=32, depth=1, num_heads=2)
+    cfg.model.decode_head.in_channels = 32
+    cfg.optim_wrapper.optimizer.lr = 1e6
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.train_cfg.update(max_iters=20, val_interval=100)
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[loader].dataset.data_root = str(root.parent)
+        cfg[loader].update(num_workers=0, persistent_workers=False, batch_size=2)
+    runner = RUNNERS.build(cfg)
+    with pytest.raises(LossDivergedError, match="diverged.*iter_1.pth") as info:
+        runner.train()
+    step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    assert step == 2  # caught at the first jump, long before the loss is inf
+    assert not (tmp_path / "work" / "iter_2.pth").exists()  # the diverged step saved nothing
