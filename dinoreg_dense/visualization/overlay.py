@@ -7,6 +7,7 @@ import numpy as np
 from torch import Tensor
 
 from ._figure import render_panels
+from .legend import fit_legend, present_classes
 
 Palette = Sequence[Sequence[int]] | np.ndarray
 
@@ -109,8 +110,10 @@ def save_comparison(
     """Write one PNG: image | prediction overlay | ground-truth overlay, with a class legend.
 
     Panels are drawn at the image's resolution, so the file is ``3 * W`` pixels wide (``2 * W``
-    without ``gt``); the legend below lists the classes present in the prediction or the
-    ground truth.
+    without ``gt``). The legend below lists the classes present in the prediction or the
+    ground truth, most pixels first; it is at most as tall as the panels (or
+    ``MIN_LEGEND_HEIGHT_PX``, for small images), so when more classes are present, the last
+    entry says how many were left out (``"+N more"``).
 
     Args:
         path: PNG file to write.
@@ -131,8 +134,7 @@ def save_comparison(
     panels += [overlay_segmentation(image, labels, colours, alpha, ignore_index) for labels in maps]
     titles = ["image", "prediction", "ground truth"][: len(panels)]
 
-    present = np.unique(np.concatenate([labels.ravel() for labels in maps]))
-    present = present[present != ignore_index]
     names = class_names if class_names is not None else [str(k) for k in range(len(colours))]
-    legend = [(names[k], colours[k]) for k in present.tolist()]
-    render_panels(path, panels, titles, legend)
+    legend = [(names[k], colours[k]) for k, _ in present_classes(maps, ignore_index)]
+    height, width = maps[0].shape
+    render_panels(path, panels, titles, fit_legend(legend, width * len(panels), height))
