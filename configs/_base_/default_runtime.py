@@ -1,5 +1,5 @@
 # Runtime shared by every experiment: our Runner (safe resume, atomic checkpoints, CPU DDP),
-# iteration-based logging, checkpoints every 4k iterations.
+# iteration-based logging, a progress bar on stderr, checkpoints every 4k iterations.
 default_scope = "dinoreg_dense"
 runner_type = "DenseRunner"
 env_cfg = dict(
@@ -15,6 +15,7 @@ default_hooks = dict(
         type="CheckpointHook", by_epoch=False, interval=4000, max_keep_ckpts=3, save_last=True
     ),
     sampler_seed=dict(type="DistSamplerSeedHook"),
+    progress=dict(type="ProgressBarHook"),
 )
 log_processor = dict(by_epoch=False)
 log_level = "INFO"

@@ -4,6 +4,7 @@ from .atomic_backend import AtomicLocalBackend, install_atomic_backend
 from .cpu_autocast import CPUAutocastOptimWrapper
 from .layer_decay import LayerDecayOptimWrapperConstructor, vit_layer_id
 from .prediction_writer import SegPredictionWriterHook
+from .progress import ProgressBarHook
 from .run_checkpoint import (
     check_state_dict_shapes,
     load_run_checkpoint,
@@ -17,6 +18,7 @@ __all__ = [
     "CPUAutocastOptimWrapper",
     "DenseRunner",
     "LayerDecayOptimWrapperConstructor",
+    "ProgressBarHook",
     "SegPredictionWriterHook",
     "check_state_dict_shapes",
     "install_atomic_backend",
