@@ -1,0 +1,143 @@
+"""tools/infer.py on a folder of user photos: no output lost, unreadable files skipped, EXIF
+orientation applied."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from dinoreg_dense.engine.launch import load_config
+from dinoreg_dense.registry import MODELS
+
+from ..integration.conftest import REPO, write_config
+
+EXIF_ORIENTATION = 0x0112
+ROTATE_90_CW = 6
+"""EXIF orientation: the stored pixels are shown turned 90 degrees clockwise."""
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("infer_tool", REPO / "tools" / "infer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+infer = load_tool()
+
+
+def save_photo(path: Path, size: tuple[int, int], seed: int = 0, **save_args) -> None:
+    """Random RGB photo of ``size`` = (width, height)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, **save_args)
+
+
+@pytest.fixture(scope="module")
+def config_and_checkpoint(tmp_path_factory) -> tuple[str, str]:
+    """The tiny toy experiment's config and a run checkpoint of its (untrained) model."""
+    folder = tmp_path_factory.mktemp("model")
+    config = write_config(folder, folder, iters=1, val_interval=1, ckpt_interval=1)
+    model = MODELS.build(load_config(str(config)).model)
+    palette = [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    meta = dict(dataset_meta=dict(classes=("bg", "disc", "square", "triangle"), palette=palette))
+    checkpoint = folder / "run.pth"
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), checkpoint)
+    return str(config), str(checkpoint)
+
+
+def run_infer(monkeypatch, config_and_checkpoint, *args: str) -> None:
+    monkeypatch.setattr(sys, "argv", ["infer.py", *config_and_checkpoint, *args])
+    infer.main()
+
+
+def test_photos_sharing_a_stem_all_get_outputs_in_their_folders(
+    tmp_path, monkeypatch, capsys, config_and_checkpoint
+):
+    photos = tmp_path / "photos"
+    for index, relative in enumerate(["cat.jpg", "sub/cat.jpg", "other/cat.png", "other/cat.jpg"]):
+        save_photo(photos / relative, (24, 16), seed=index)
+    (photos / "notes" / "broken.jpg").parent.mkdir()
+    (photos / "notes" / "broken.jpg").write_text("not an image")
+    out = tmp_path / "out"
+
+    run_infer(monkeypatch, config_and_checkpoint, str(photos), "--out-dir", str(out))
+
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*_pred.png"))
+    assert written == [
+        "cat_pred.png",
+        "other/cat.jpg_pred.png",
+        "other/cat.png_pred.png",
+        "sub/cat_pred.png",
+    ]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*_overlay.png")) == [
+        name.replace("_pred", "_overlay") for name in written
+    ]
+    printed = capsys.readouterr()
+    assert f"wrote 4 predictions and overlays to {out}" in printed.out
+    assert "skipped 1 unreadable file" in printed.out
+    assert f"skipping '{photos / 'notes' / 'broken.jpg'}'" in printed.err
+    assert "dataset archive" not in printed.err
+
+
+def test_output_names_never_clash():
+    relative = ["cat.jpg", "cat.jpg", "cat.png", "Cat.JPG", "cat.jpg_2.png", "dog.jpg", "a/dog.jpg"]
+    names = [str(name) for name in infer.output_names([Path(p) for p in relative])]
+    assert names[-2:] == ["dog", "a/dog"]  # unique stems keep the simple names
+    assert len({name.casefold() for name in names}) == len(names)
+
+
+def test_the_same_file_twice_is_segmented_once(tmp_path):
+    save_photo(tmp_path / "in" / "cat.jpg", (8, 8))
+    photos = infer.list_photos(
+        [str(tmp_path / "in"), str(tmp_path / "in" / "cat.jpg")], tmp_path / "out"
+    )
+    assert photos == [(tmp_path / "in" / "cat.jpg", Path("cat.jpg"))]
+
+
+@pytest.mark.parametrize("out_dir", ["predictions", "."])
+def test_earlier_outputs_inside_an_input_folder_are_not_inputs(tmp_path, out_dir):
+    save_photo(tmp_path / "cat.jpg", (8, 8))
+    save_photo(tmp_path / "dog_pred.png", (8, 8))  # a photo, as it is not in the output folder
+    save_photo(tmp_path / out_dir / "cat_overlay.png", (8, 8))
+    save_photo(tmp_path / out_dir / "sub" / "cat_pred.png", (8, 8))
+    photos = infer.list_photos([str(tmp_path)], tmp_path / out_dir)
+    expected = ["cat.jpg"] + (["dog_pred.png"] if out_dir != "." else [])
+    assert sorted(str(relative) for _, relative in photos) == expected
+
+
+def test_nothing_readable_fails(tmp_path, monkeypatch, config_and_checkpoint):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    (tmp_path / "b.png").write_text("text")
+    with pytest.raises(SystemExit, match="none of the 2 files could be read"):
+        run_infer(monkeypatch, config_and_checkpoint, str(tmp_path), "--out-dir", str(tmp_path))
+
+
+def test_exif_orientation_is_applied_to_predictions_and_overlays(
+    tmp_path, monkeypatch, config_and_checkpoint
+):
+    photo = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = ROTATE_90_CW
+    save_photo(photo, (48, 32), exif=exif, quality=95)
+    with Image.open(photo) as stored:
+        assert stored.size == (48, 32)
+        upright = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"))
+    assert upright.shape == (48, 32, 3)
+
+    run_infer(monkeypatch, config_and_checkpoint, str(photo), "--out-dir", str(tmp_path / "out"))
+
+    with Image.open(tmp_path / "out" / "phone_pred.png") as pred:
+        assert pred.size == (32, 48)  # (width, height) as the photo is shown, not as stored
+    with Image.open(tmp_path / "out" / "phone_overlay.png") as overlay:
+        picture = np.asarray(overlay.convert("RGB"))
+    assert picture.shape[1] == 2 * 32
+    # the first panel is the upright photo, pixel for pixel
+    assert any(
+        np.array_equal(picture[top : top + 48, :32], upright)
+        for top in range(picture.shape[0] - 48 + 1)
+    )
