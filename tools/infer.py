@@ -68,7 +68,9 @@ def list_photos(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
     photos: dict[Path, tuple[Path, Path]] = {}
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
             for path in found:
                 if not is_output(path, out_dir):
                     photos.setdefault(path.resolve(), (path, path.relative_to(item)))

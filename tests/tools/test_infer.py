@@ -91,8 +91,9 @@ def test_output_names_never_clash():
     assert len({name.casefold() for name in names}) == len(names)
 
 
-def test_the_same_file_twice_is_segmented_once(tmp_path):
+def test_each_photo_file_is_listed_once_and_folders_never(tmp_path):
     save_photo(tmp_path / "in" / "cat.jpg", (8, 8))
+    (tmp_path / "in" / "album.jpg").mkdir()
     photos = infer.list_photos(
         [str(tmp_path / "in"), str(tmp_path / "in" / "cat.jpg")], tmp_path / "out"
     )
