@@ -4,7 +4,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import MODELS
-from .upsampled_cross_entropy import upsampled_cross_entropy
+from .upsampled_cross_entropy import (
+    fused_path_is_faster,
+    interpolated_cross_entropy,
+    upsampled_cross_entropy,
+)
 
 
 @MODELS.register_module()
@@ -34,8 +38,9 @@ class CrossEntropyLoss(nn.Module):
 
         If the logits are smaller than the labels (or ``upsample_size`` is given), they are
         upsampled bilinearly to ``upsample_size`` (default: the labels' size) and cropped to the
-        labels, as in DINOv2's probe, by :func:`upsampled_cross_entropy`, which never builds
-        the (B, K, H, W) tensor.
+        labels, as in DINOv2's probe: by :func:`upsampled_cross_entropy`, which never builds
+        the (B, K, H, W) tensor, where :func:`fused_path_is_faster` says so, otherwise by
+        :func:`interpolated_cross_entropy`. Both give the same loss.
         """
         valid = labels != self.ignore_index
         if not valid.any():
@@ -44,5 +49,10 @@ class CrossEntropyLoss(nn.Module):
         if upsample_size is None and logits.shape[-2:] == labels.shape[-2:]:
             loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
         else:
-            loss = upsampled_cross_entropy(logits, labels, upsample_size, self.ignore_index)
+            rows = upsample_size[0] if upsample_size is not None else labels.shape[-2]
+            num_classes, grid_rows = logits.shape[1:3]
+            if fused_path_is_faster(num_classes, grid_rows, rows, logits.device.type):
+                loss = upsampled_cross_entropy(logits, labels, upsample_size, self.ignore_index)
+            else:
+                loss = interpolated_cross_entropy(logits, labels, upsample_size, self.ignore_index)
         return self.loss_weight * loss

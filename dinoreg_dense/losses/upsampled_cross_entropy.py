@@ -9,6 +9,10 @@ the columns once with a matmul into a classes-last (h, B, W, K) tensor, then wal
 rows in runs that share the same two source rows: per run and image it forms the band with one
 ``addcmul``, takes a fused softmax over the contiguous class axis, and returns the band's
 gradient to its two source rows with one small matmul. Only (h, B, W, K) tensors stay alive.
+
+The loop pays a few kernel launches per band and a softmax over a short contiguous class axis,
+so it only wins with many classes and long bands, and only on CPU, where it was measured:
+:func:`fused_path_is_faster` chooses it, :func:`interpolated_cross_entropy` is the plain path.
 """
 
 import torch
@@ -104,6 +108,59 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         return grad_logits * grad_output, None, None, None, None
 
 
+# Measured on 2-core Xeons (AVX-512), 1 and 2 threads (benchmarks/README.md): the fused path is
+# 2.5-10x faster from 32 classes when each source row spans >= 8 output rows, and up to 20x
+# slower with 4-8 classes or 2x upsampling; 16-21 classes are a draw or a loss at 2 threads.
+FUSED_MIN_CLASSES = 32
+FUSED_MIN_ROWS_PER_SOURCE_ROW = 4
+
+
+def fused_path_is_faster(
+    num_classes: int, grid_rows: int, upsampled_rows: int, device_type: str
+) -> bool:
+    """Whether :func:`upsampled_cross_entropy` beats :func:`interpolated_cross_entropy`.
+
+    Args:
+        num_classes: K of the (B, K, h, w) logits.
+        grid_rows: h, the logits' rows.
+        upsampled_rows: H', the rows they are upsampled to.
+        device_type: ``logits.device.type``; the fused path was only measured on ``'cpu'``.
+
+    Returns:
+        True on CPU with at least ``FUSED_MIN_CLASSES`` classes and an upsampling factor of at
+        least ``FUSED_MIN_ROWS_PER_SOURCE_ROW``; False otherwise.
+    """
+    return (
+        device_type == "cpu"
+        and num_classes >= FUSED_MIN_CLASSES
+        and upsampled_rows >= FUSED_MIN_ROWS_PER_SOURCE_ROW * grid_rows
+    )
+
+
+def _checked_size(labels: Tensor, upsample_size: tuple[int, int] | None) -> tuple[int, int]:
+    size = tuple(upsample_size) if upsample_size is not None else tuple(labels.shape[-2:])
+    if size[0] < labels.shape[-2] or size[1] < labels.shape[-1]:
+        raise ValueError(f"upsample_size {size} is smaller than the labels {labels.shape[-2:]}")
+    return size
+
+
+def interpolated_cross_entropy(
+    logits: Tensor,
+    labels: Tensor,
+    upsample_size: tuple[int, int] | None = None,
+    ignore_index: int = 255,
+) -> Tensor:
+    """The plain path of :func:`upsampled_cross_entropy` (same arguments and result):
+    ``F.interpolate`` to (B, K, H', W'), crop to the labels, ``F.cross_entropy``; in float32 at
+    least, also inside an autocast region."""
+    size = _checked_size(labels, upsample_size)
+    height, width = labels.shape[-2:]
+    with torch.autocast(logits.device.type, enabled=False):
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return F.cross_entropy(up[..., :height, :width], labels, ignore_index=ignore_index)
+
+
 def upsampled_cross_entropy(
     logits: Tensor,
     labels: Tensor,
@@ -129,9 +186,7 @@ def upsampled_cross_entropy(
     Returns:
         Scalar float32 loss; its gradient flows to ``logits``.
     """
-    size = tuple(upsample_size) if upsample_size is not None else tuple(labels.shape[-2:])
-    if size[0] < labels.shape[-2] or size[1] < labels.shape[-1]:
-        raise ValueError(f"upsample_size {size} is smaller than the labels {labels.shape[-2:]}")
+    size = _checked_size(labels, upsample_size)
     if rows_per_chunk is None:
         rows_per_chunk = labels.shape[-2]
     return _UpsampledCrossEntropy.apply(logits, labels, size, ignore_index, rows_per_chunk)

@@ -2,7 +2,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dinoreg_dense.losses import CrossEntropyLoss, linear_interp_matrix, upsampled_cross_entropy
+from dinoreg_dense.losses import (
+    CrossEntropyLoss,
+    fused_path_is_faster,
+    interpolated_cross_entropy,
+    linear_interp_matrix,
+    upsampled_cross_entropy,
+)
 
 
 def reference(logits, labels, size, ignore_index=255):
@@ -38,6 +44,10 @@ def test_upsampled_ce_equals_interpolate_then_ce(grid, size, labels_size, rows):
     (grad_got,) = torch.autograd.grad(2.0 * got, logits)  # upstream gradient is honoured
     torch.testing.assert_close(got, expected.float(), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(grad_got, 2.0 * grad_expected, rtol=1e-6, atol=1e-9)
+    plain = interpolated_cross_entropy(logits, labels, size)
+    (grad_plain,) = torch.autograd.grad(plain, logits)
+    torch.testing.assert_close(plain, expected)
+    torch.testing.assert_close(grad_plain, grad_expected, rtol=1e-6, atol=1e-9)
 
 
 def test_confident_wrong_logits_give_the_exact_loss():
@@ -74,3 +84,36 @@ def test_loss_module_picks_the_right_path_and_weight():
         upsampled_cross_entropy(logits, big, (20, 20))
     with pytest.raises(ValueError, match="must start with 'loss'"):
         CrossEntropyLoss(loss_name="ce")
+
+
+@pytest.mark.parametrize(
+    ("classes", "grid_rows", "rows", "device", "fused"),
+    [
+        (4, 16, 128, "cpu", False),  # the toy demo: batch 8, 128x128, patch 8
+        (21, 37, 518, "cpu", False),  # VOC at 518: a draw at best
+        (150, 37, 518, "cpu", True),  # ADE20K at 518
+        (150, 37, 518, "cuda", False),  # never measured on a GPU
+        (150, 32, 64, "cpu", False),  # 2x upsampling: bands of two rows
+    ],
+)
+def test_fused_path_only_where_it_was_measured_faster(classes, grid_rows, rows, device, fused):
+    assert fused_path_is_faster(classes, grid_rows, rows, device) is fused
+
+
+def test_loss_module_calls_the_path_chosen_by_cost(monkeypatch):
+    import dinoreg_dense.losses.cross_entropy as module
+
+    calls = []
+    for name in ("upsampled_cross_entropy", "interpolated_cross_entropy"):
+        path = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda *args, _path=path, _name=name: calls.append(_name) or _path(*args)
+        )
+    loss = CrossEntropyLoss()
+    for classes, expected in ((4, "interpolated_cross_entropy"), (150, "upsampled_cross_entropy")):
+        logits = torch.randn(2, classes, 4, 4)
+        labels = torch.randint(0, classes, (2, 50, 50))
+        torch.testing.assert_close(
+            loss(logits, labels, (56, 56)), reference(logits, labels, (56, 56))
+        )
+        assert calls.pop() == expected
