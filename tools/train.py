@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
+from dinoreg_dense.engine.launch import add_runner_arguments, resolve_resume, runner_config
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -33,10 +33,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = runner_config(args)
-    if args.resume == "auto":
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    if not resolve_resume(cfg, args.resume):
+        return
     if args.amp:
         if torch.cuda.is_available():
             cfg.optim_wrapper.type = "AmpOptimWrapper"

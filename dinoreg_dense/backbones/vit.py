@@ -1,5 +1,8 @@
 """The register Vision Transformer: the one place that knows the token layout."""
 
+import dataclasses
+import difflib
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -9,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from ..checkpoint import PretrainedFile
@@ -85,6 +89,14 @@ class RegisterViT(nn.Module):
         **arch_overrides: Any,
     ) -> None:
         super().__init__()
+        unknown = sorted(set(arch_overrides) - self.config_keys())
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(self.config_keys()), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise TypeError(
+                f"RegisterViT got unknown arguments {unknown}{hint}; valid: "
+                f"{', '.join(sorted(self.config_keys()))}"
+            )
         if checkpoint is not None:
             if not isinstance(checkpoint, PretrainedFile):
                 checkpoint = PretrainedFile(checkpoint)  # read once, before anything is built
@@ -135,13 +147,19 @@ class RegisterViT(nn.Module):
             self.load_pretrained(checkpoint)
         else:
             logger.warning(
-                "RegisterViT(%s) has RANDOM weights: no checkpoint was given. Set "
+                "RegisterViT (%s) has RANDOM weights: no checkpoint was given. Set "
                 "model.backbone.checkpoint=<file or HF folder> to use pretrained weights.",
-                arch if isinstance(arch, str) else "custom",
+                self.describe(),
             )
         if frozen:
             self.requires_grad_(False)
             self.eval()
+
+    @classmethod
+    def config_keys(cls) -> set[str]:
+        """Every argument the constructor takes: its own and each :class:`ViTArch` field."""
+        own = set(inspect.signature(cls.__init__).parameters) - {"self", "arch_overrides"}
+        return own | {f.name for f in dataclasses.fields(ViTArch)}
 
     # ------------------------------------------------------------------ set-up
     def _init_weights(self) -> None:
@@ -155,6 +173,15 @@ class RegisterViT(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+
+    def describe(self) -> str:
+        """One line naming the architecture: width, depth, heads, patch size, token layout."""
+        a = self.arch
+        cls = "cls + " if a.class_token else "no cls, "
+        return (
+            f"ViT embed_dim {a.embed_dim}, depth {a.depth}, {a.num_heads} heads, patch "
+            f"{a.patch_size}, {cls}{a.num_register_tokens} registers"
+        )
 
     def load_pretrained(self, checkpoint: str | Path | PretrainedFile) -> None:
         """Load any supported checkpoint into this model in place, strictly.
@@ -172,8 +199,10 @@ class RegisterViT(nn.Module):
             checkpoint = PretrainedFile(checkpoint)
         state = checkpoint.state_dict_for(self.arch, self.state_dict())
         self.load_state_dict(state)
-        logger.info(
-            "loaded %s from %s (%d tensors)", checkpoint.format_name, checkpoint.path, len(state)
+        print_log(
+            f"RegisterViT: loaded {checkpoint.path} ({checkpoint.format_name}, {len(state)} "
+            f"tensors) as {self.describe()}",
+            logger="current",
         )
 
     def _normalise_indices(self, out_indices: int | Sequence[int]) -> list[int]:

@@ -1,12 +1,14 @@
 """MMEngine Runner with safe checkpoint loading and atomic checkpoint writes."""
 
 import atexit
+import logging
 import os
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import all_reduce_params
+from mmengine.logging import MMLogger
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
@@ -15,6 +17,23 @@ from ..models.loss_guard import LossDivergedError
 from ..registry import RUNNERS
 from .atomic_backend import install_atomic_backend
 from .run_checkpoint import check_state_dict_shapes, load_run_checkpoint, portable_message_hub
+
+
+class _ConsoleDigest(logging.Filter):
+    """Drops the long dumps and MMEngine's own deprecation notices from the console."""
+
+    DROPPED = (
+        "Config:\n",
+        "\n" + "-" * 60 + "\nSystem environment",
+        "Hooks will be executed in the following order",
+        "Distributed training is not used, all SyncBatchNorm",
+        '"FileClient" will be deprecated',
+        '"HardDiskBackend" is the alias',
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.DROPPED)
+
 
 _LOOP_STARTS = {"before_train": "train_loop", "before_val": "val_loop", "before_test": "test_loop"}
 
@@ -90,6 +109,27 @@ class DenseRunner(Runner):
                 "lower learning rate."
             )
             raise LossDivergedError(f"{err} {where}") from err
+
+    def build_logger(self, *args: Any, **kwargs: Any) -> MMLogger:
+        """MMEngine's logger whose console leaves out the long dumps (environment, config, hook
+        order: hundreds of lines before the first iteration, burying any error); the log file
+        keeps them all."""
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            console = isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            )
+            if console and not any(isinstance(f, _ConsoleDigest) for f in handler.filters):
+                handler.addFilter(_ConsoleDigest())
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        """MMEngine's environment and config dump (log file only), plus one console line."""
+        super()._log_env(env_cfg)
+        self.logger.info(
+            f"Distributed training: {self.distributed}, world size {self.world_size}, seed "
+            f"{self.seed}; environment, config and hook order in {self.logger.log_file}"
+        )
 
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
         """MMEngine's ``save_checkpoint``, remembering whether the loss was at its normal level."""

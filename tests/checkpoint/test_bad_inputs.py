@@ -10,7 +10,7 @@ import torchvision
 from safetensors.torch import save_file
 from transformers import Dinov2Config, Dinov2Model
 
-from dinoreg_dense.checkpoint import CheckpointError, read_arch
+from dinoreg_dense.checkpoint import CheckpointError, read_arch, save_checkpoint
 from dinoreg_dense.registry import MODELS
 
 CALLS: list[str] = []
@@ -147,5 +147,20 @@ def test_unsupported_hf_model_type_and_empty_folder(tmp_path):
 
 def test_no_checkpoint_warns_about_random_weights(caplog):
     with caplog.at_level(logging.WARNING, logger="dinoreg_dense.backbones.vit"):
-        MODELS.build(dict(type="RegisterViT", arch="vits14_reg4", depth=1))
-    assert any("RANDOM weights" in record.getMessage() for record in caplog.records)
+        MODELS.build(dict(type="RegisterViT", arch="vits14_reg4", depth=1, embed_dim=96))
+    messages = [r.getMessage() for r in caplog.records if "RANDOM weights" in r.getMessage()]
+    # the warning names the model that was built, not the preset it started from
+    assert messages and "embed_dim 96, depth 1, 6 heads, patch 14" in messages[0], messages
+
+
+def test_a_loaded_checkpoint_is_logged_with_file_format_and_architecture(tmp_path, monkeypatch):
+    model = MODELS.build(dict(type="RegisterViT", arch="vits14_reg4", depth=1, embed_dim=96))
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(model, path)
+    lines = []
+    monkeypatch.setattr(
+        "dinoreg_dense.backbones.vit.print_log", lambda msg, logger=None: lines.append(msg)
+    )
+    MODELS.build(dict(type="RegisterViT", arch=None, checkpoint=str(path)))
+    assert len(lines) == 1 and str(path) in lines[0], lines
+    assert "embed_dim 96, depth 1" in lines[0] and "tensors" in lines[0]

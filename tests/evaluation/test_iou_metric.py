@@ -148,6 +148,7 @@ def random_samples(seed: int, num_images: int, num_classes: int) -> list[dict]:
 def test_matches_mmsegmentation(nan_to_num):
     # mmsegmentation is in the dev extra: a missing reference is a failure, not a skip.
     import mmseg.evaluation as mmseg_evaluation
+
     classes = [f"class{k}" for k in range(6)]
     samples = random_samples(seed=0, num_images=5, num_classes=len(classes))
     options = dict(iou_metrics=["mIoU", "mDice", "mFscore"], nan_to_num=nan_to_num)

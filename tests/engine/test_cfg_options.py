@@ -1,0 +1,66 @@
+"""--cfg-options typos and --resume no-ops are errors or loud, never silent."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dinoreg_dense.engine.launch import load_config, resolve_resume
+
+CONFIG = str(Path(__file__).parents[2] / "configs" / "toy_linear_vittiny.py")
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("optim_wrapper.optimizer.lr_", "'lr_' is not a key of optim_wrapper.optimizer.*'lr'"),
+        ("train_cfg.max_iter", "'max_iter' is not a key of train_cfg.*'max_iters'"),
+        ("model.backbone.out_indicies", "'out_indicies'.*did you mean 'out_indices'"),
+        ("train_dataloader.batch_sizee", "DataLoader.*did you mean 'batch_size'"),
+        ("model.decode_head.num_clases", "LinearHead.*did you mean 'num_classes'"),
+        ("work_dirr", "top level.*did you mean 'work_dir'"),
+        ("data_root", "changes nothing; use --data-root"),
+        ("crop_size", "variable of the config file"),
+    ],
+)
+def test_unknown_override_keys_name_the_nearest_valid_one(key, expected):
+    with pytest.raises(ValueError, match=expected):
+        load_config(CONFIG, {key: 1})
+
+
+def test_valid_overrides_pass_and_apply():
+    options = {
+        "model.test_cfg.flip": True,
+        "model.backbone.depth": 2,
+        "model.backbone.frozen": False,
+        "optim_wrapper.optimizer.lr": 0.5,
+        "train_cfg.max_iters": 7,
+        "train_dataloader.num_workers": 0,
+        "train_dataloader.dataset.data_root": "x",
+        "default_hooks.checkpoint.interval": 3,
+        "sync_bn": "torch",
+    }
+    cfg = load_config(CONFIG, options)
+    assert cfg.train_cfg.max_iters == 7 and cfg.model.backbone.depth == 2
+
+
+def test_resume_in_an_empty_work_dir_says_so_loudly(tmp_path, capsys):
+    cfg = load_config(CONFIG)
+    cfg.work_dir = str(tmp_path)
+    assert resolve_resume(cfg, "auto")
+    assert "nothing to resume" in capsys.readouterr().err
+    assert not cfg.resume and cfg.load_from is None
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_resume(cfg, str(tmp_path / "iter_5.pth"))
+
+
+def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, capsys):
+    cfg = load_config(CONFIG)
+    cfg.work_dir = str(tmp_path)
+    checkpoint = tmp_path / "iter_300.pth"
+    torch.save({"meta": {"iter": 300}, "state_dict": {}}, checkpoint)
+    (tmp_path / "last_checkpoint").write_text(str(checkpoint))
+    assert not resolve_resume(cfg, "auto")
+    assert "already finished" in capsys.readouterr().out
+    cfg.train_cfg.max_iters = 400
+    assert resolve_resume(cfg, "auto") and cfg.resume and cfg.load_from == str(checkpoint)
