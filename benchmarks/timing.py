@@ -1,10 +1,13 @@
 """Timing with the hygiene of ANCHORS.md: interleaved peers, min and median, foreign load."""
 
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import torch
 
 
 def _busy_and_total_jiffies() -> tuple[int, int]:
@@ -69,3 +72,19 @@ def interleave(
             results[name].seconds.append(seconds)
             results[name].foreign.append(foreign)
     return results
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model with its AVX-512 / AMX flags (from /proc/cpuinfo) and the
+    torch thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return platform.processor()
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    wanted = [f for f in flags if f in ("avx512f", "avx512_bf16", "amx_bf16")] or ["no AVX-512"]
+    return f"{name} [{' '.join(wanted)}], {torch.get_num_threads()} threads"

@@ -1,6 +1,7 @@
 """Cost of a frozen-backbone linear-probe training step, and data-loading throughput.
 
     python benchmarks/train_step.py [--size 512] [--batch 4] [--repeats 5] [--quick]
+    python benchmarks/train_step.py --loss [--device cuda] [--grid]
 
 Peers in one run on the same random weights (ViT-S/14-reg4, 150 classes, 512 crops padded to
 518 as in DINOv2's recipe):
@@ -10,6 +11,11 @@ Peers in one run on the same random weights (ViT-S/14-reg4, 150 classes, 512 cro
 Target: step <= 1.2 x forward. Then images/s of the albumentations training pipeline (DINOv2
 recipe) on ADE20K-sized synthetic files, against the step's images/s: loading must not be the
 bottleneck.
+
+``--loss`` times the head's loss alone (loss + backward) on its two paths, interpolate +
+cross-entropy ("plain") and the fused upsampled cross-entropy, for the toy demo's problem and
+ADE20K's, and says which path ``CrossEntropyLoss`` takes; ``--grid`` adds the grid of classes and
+upsampling factors that ``fused_path_is_faster`` was derived from.
 """
 
 import argparse
@@ -21,10 +27,15 @@ import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from timing import interleave
+from timing import device_name, interleave
 from torch.utils.data import DataLoader
 
 from dinoreg_dense.datasets import make_toy_ade20k
+from dinoreg_dense.losses import (
+    fused_path_is_faster,
+    interpolated_cross_entropy,
+    upsampled_cross_entropy,
+)
 from dinoreg_dense.registry import DATASETS, MODELS
 from dinoreg_dense.structures import SegDataSample
 
@@ -42,6 +53,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--loss", action="store_true", help="time the loss's two paths only")
+    parser.add_argument("--grid", action="store_true", help="with --loss: the whole grid")
+    parser.add_argument("--device", default="cpu", help="with --loss: cpu or cuda")
     return parser.parse_args()
 
 
@@ -49,7 +63,7 @@ def build_model(naive: bool) -> torch.nn.Module:
     model = MODELS.build(
         dict(
             type="Segmentor",
-            data_preprocessor=dict(type="SegDataPreProcessor", size_divisor=14),
+            data_preprocessor=dict(type="DenseDataPreProcessor"),
             backbone=dict(type="RegisterViT", arch="vits14_reg4", frozen=True),
             decode_head=dict(type="LinearHead", in_channels=384, num_classes=150),
         )
@@ -91,8 +105,58 @@ def loader_throughput(num_workers: int, num_images: int, size: int) -> float:
         return count / (time.perf_counter() - start)
 
 
+# (batch, classes, patch-grid rows = cols, label rows = cols)
+LOSS_CASES = {"toy demo": (8, 4, 16, 128), "ADE20K 518": (4, 150, 37, 518)}
+LOSS_GRID = [
+    (batch, classes, grid, labels)
+    for classes in (4, 8, 16, 21, 32, 64, 150)
+    for batch, grid, labels in ((8, 16, 128), (2, 37, 512), (4, 32, 64))
+]
+
+
+def loss_paths(cases: dict[str, tuple[int, int, int, int]], device: torch.device, repeats: int):
+    """Print ms per loss + backward of both paths per case, their ratio and the chosen path."""
+    print(f"loss paths on {device_name(device)}; ms per loss + backward, min / median")
+    print(f"{'case':24s} {'plain':>15s} {'fused':>15s} {'fused/plain':>12s} {'load':>5s}  chosen")
+    for name, (batch, classes, grid, size) in cases.items():
+        logits = torch.randn(batch, classes, grid, grid, device=device, requires_grad=True)
+        labels = torch.randint(0, classes, (batch, size, size), device=device)
+
+        def run(path, logits=logits, labels=labels) -> None:
+            path(logits, labels).backward()
+            logits.grad = None
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        r = interleave(
+            {
+                "plain": lambda: run(interpolated_cross_entropy),
+                "fused": lambda: run(upsampled_cross_entropy),
+            },
+            repeats=repeats,
+        )
+        plain, fused = r["plain"], r["fused"]
+        chosen = (
+            "fused" if fused_path_is_faster(classes, grid, (size, size), device.type) else "plain"
+        )
+        load = max(plain.max_foreign, fused.max_foreign)
+        print(
+            f"{name:24s} {plain.min * 1e3:7.2f} / {plain.median * 1e3:5.1f}"
+            f" {fused.min * 1e3:7.2f} / {fused.median * 1e3:5.1f}"
+            f" {fused.min / plain.min:6.2f} / {fused.median / plain.median:4.2f}"
+            f" {load:5.0%}  {chosen}"
+        )
+
+
 def main() -> None:
     args = parse_args()
+    if args.loss:
+        device = torch.device(args.device)
+        cases = dict(LOSS_CASES)
+        if args.grid:
+            cases.update({f"B{b} K{k} {g}->{s}": (b, k, g, s) for b, k, g, s in LOSS_GRID})
+        loss_paths(cases, device, args.repeats)
+        return
     if args.quick:
         args.size, args.batch, args.repeats = 224, 2, 2
     init_default_scope("dinoreg_dense")

@@ -49,9 +49,9 @@ class CrossEntropyLoss(nn.Module):
         if upsample_size is None and logits.shape[-2:] == labels.shape[-2:]:
             loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
         else:
-            rows = upsample_size[0] if upsample_size is not None else labels.shape[-2]
+            size = upsample_size if upsample_size is not None else labels.shape[-2:]
             num_classes, grid_rows = logits.shape[1:3]
-            if fused_path_is_faster(num_classes, grid_rows, rows, logits.device.type):
+            if fused_path_is_faster(num_classes, grid_rows, size, logits.device.type):
                 loss = upsampled_cross_entropy(logits, labels, upsample_size, self.ignore_index)
             else:
                 loss = interpolated_cross_entropy(logits, labels, upsample_size, self.ignore_index)

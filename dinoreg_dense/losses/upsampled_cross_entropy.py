@@ -108,32 +108,37 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         return grad_logits * grad_output, None, None, None, None
 
 
-# Measured on 2-core Xeons (AVX-512), 1 and 2 threads (benchmarks/README.md): the fused path is
-# 2.5-10x faster from 32 classes when each source row spans >= 8 output rows, and up to 20x
-# slower with 4-8 classes or 2x upsampling; 16-21 classes are a draw or a loss at 2 threads.
-FUSED_MIN_CLASSES = 32
-FUSED_MIN_ROWS_PER_SOURCE_ROW = 4
+# Measured on a 2-core Xeon (AVX-512), 1 and 2 threads (benchmarks/README.md,
+# `train_step.py --loss --grid`): the fused path is 1.2-6x faster from 16 classes once a class
+# map of the upsampled image holds >= 2^19 values, and 1.4-20x slower with fewer classes, smaller
+# images or 2x upsampling (bands of two rows).
+FUSED_MIN_CLASSES = 16
+FUSED_MIN_VALUES_PER_IMAGE = 2**19
+FUSED_MIN_UPSAMPLING = 4
 
 
 def fused_path_is_faster(
-    num_classes: int, grid_rows: int, upsampled_rows: int, device_type: str
+    num_classes: int, grid_rows: int, upsample_size: tuple[int, int], device_type: str
 ) -> bool:
     """Whether :func:`upsampled_cross_entropy` beats :func:`interpolated_cross_entropy`.
 
     Args:
         num_classes: K of the (B, K, h, w) logits.
         grid_rows: h, the logits' rows.
-        upsampled_rows: H', the rows they are upsampled to.
+        upsample_size: (H', W') the logits are upsampled to.
         device_type: ``logits.device.type``; the fused path was only measured on ``'cpu'``.
 
     Returns:
-        True on CPU with at least ``FUSED_MIN_CLASSES`` classes and an upsampling factor of at
-        least ``FUSED_MIN_ROWS_PER_SOURCE_ROW``; False otherwise.
+        True on CPU when K >= ``FUSED_MIN_CLASSES``, K * H' * W' >= ``FUSED_MIN_VALUES_PER_IMAGE``
+        and H' >= ``FUSED_MIN_UPSAMPLING`` * h; False otherwise. The batch size does not enter:
+        both paths' costs grow linearly with it.
     """
+    height, width = upsample_size
     return (
         device_type == "cpu"
         and num_classes >= FUSED_MIN_CLASSES
-        and upsampled_rows >= FUSED_MIN_ROWS_PER_SOURCE_ROW * grid_rows
+        and num_classes * height * width >= FUSED_MIN_VALUES_PER_IMAGE
+        and height >= FUSED_MIN_UPSAMPLING * grid_rows
     )
 
 

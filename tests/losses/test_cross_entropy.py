@@ -87,17 +87,19 @@ def test_loss_module_picks_the_right_path_and_weight():
 
 
 @pytest.mark.parametrize(
-    ("classes", "grid_rows", "rows", "device", "fused"),
+    ("classes", "grid_rows", "size", "device", "fused"),
     [
-        (4, 16, 128, "cpu", False),  # the toy demo: batch 8, 128x128, patch 8
-        (21, 37, 518, "cpu", False),  # VOC at 518: a draw at best
-        (150, 37, 518, "cpu", True),  # ADE20K at 518
-        (150, 37, 518, "cuda", False),  # never measured on a GPU
-        (150, 32, 64, "cpu", False),  # 2x upsampling: bands of two rows
+        (4, 16, (128, 128), "cpu", False),  # the toy demo: batch 8, 128x128, patch 8
+        (8, 37, (518, 518), "cpu", False),  # few classes
+        (21, 16, (128, 128), "cpu", False),  # small images
+        (21, 37, (518, 518), "cpu", True),  # VOC at 518
+        (150, 37, (518, 518), "cpu", True),  # ADE20K at 518
+        (150, 37, (518, 518), "cuda", False),  # never measured on a GPU
+        (150, 32, (64, 64), "cpu", False),  # 2x upsampling: bands of two rows
     ],
 )
-def test_fused_path_only_where_it_was_measured_faster(classes, grid_rows, rows, device, fused):
-    assert fused_path_is_faster(classes, grid_rows, rows, device) is fused
+def test_fused_path_only_where_it_was_measured_faster(classes, grid_rows, size, device, fused):
+    assert fused_path_is_faster(classes, grid_rows, size, device) is fused
 
 
 def test_loss_module_calls_the_path_chosen_by_cost(monkeypatch):
@@ -112,8 +114,8 @@ def test_loss_module_calls_the_path_chosen_by_cost(monkeypatch):
     loss = CrossEntropyLoss()
     for classes, expected in ((4, "interpolated_cross_entropy"), (150, "upsampled_cross_entropy")):
         logits = torch.randn(2, classes, 4, 4)
-        labels = torch.randint(0, classes, (2, 50, 50))
+        labels = torch.randint(0, classes, (2, 60, 60))
         torch.testing.assert_close(
-            loss(logits, labels, (56, 56)), reference(logits, labels, (56, 56))
+            loss(logits, labels, (64, 64)), reference(logits, labels, (64, 64))
         )
         assert calls.pop() == expected
