@@ -1,6 +1,6 @@
 """The README's main job: train and evaluate a linear segmentation head end to end, no downloads.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--iters 300]
+    python tools/demo.py [--work-dir work_dirs/demo] [--iters 300] [--threads N]
 
 It writes the synthetic toy dataset (ADE20K layout), evaluates the untrained model, trains a
 linear head on a tiny, randomly initialised register ViT (no pretrained weights exist on this
@@ -9,8 +9,10 @@ machine), evaluates again, and saves image | prediction | ground-truth overlays.
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
@@ -24,18 +26,27 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", default="work_dirs/demo")
     parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=max(1, len(os.sched_getaffinity(0)) - 1),
+        help="torch threads (default: usable cores minus one, which loading and the OS keep busy)",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    # The tiny model's kernels last microseconds: each thread waits for all the others, so a
+    # thread whose core is taken by another process stalls every step (ANCHORS.md).
+    torch.set_num_threads(args.threads)
     work_dir = Path(args.work_dir)
     data_root = make_toy_ade20k(work_dir / "data").parent
     cfg = Config.fromfile(CONFIG)
     cfg.work_dir = str(work_dir)
     cfg.log_level = "WARNING"
     cfg.train_cfg.max_iters = args.iters
-    cfg.train_cfg.val_interval = args.iters
+    cfg.train_cfg.val_begin = args.iters + 1  # evaluated once after training, by runner.test()
     cfg.param_scheduler[-1].end = args.iters
     cfg.default_hooks.checkpoint.interval = args.iters
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):

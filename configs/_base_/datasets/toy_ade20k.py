@@ -8,10 +8,18 @@ train_pipeline = [
     dict(type="HorizontalFlip", p=0.5),
 ]
 test_pipeline = []
+# Loading a 128x128 batch in the main process costs a few ms; worker processes would compete
+# with the compute threads for the few cores that toy runs are meant for.
 train_dataloader = dict(
-    batch_size=8, dataset=dict(data_root=data_root, classes=classes, pipeline=train_pipeline)
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, classes=classes, pipeline=train_pipeline),
 )
 val_dataloader = dict(
-    batch_size=8, dataset=dict(data_root=data_root, classes=classes, pipeline=test_pipeline)
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, classes=classes, pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
