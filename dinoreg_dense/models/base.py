@@ -22,7 +22,7 @@ from .loss_guard import LossGuard
 from .sliding_window import slide_inference
 
 TEST_CFG_DEFAULTS: dict[str, Any] = dict(
-    mode="whole", crop_size=None, stride=None, flip=False, scales=(1.0,), batch_size=8
+    mode="whole", crop_size=None, stride=None, flip=False, scales=(1.0,), batch_size=2
 )
 
 
@@ -154,10 +154,10 @@ class DenseModel(BaseModel):
                 size = (round(height * scale), round(width * scale))
                 scaled = F.interpolate(inputs, size=size, mode="bilinear", align_corners=False)
             for flip in (False, True) if self.test_cfg["flip"] else (False,):
-                output = self._infer_view(scaled.flip(-1) if flip else scaled)
+                output = self._infer_view(scaled.flip(-1) if flip else scaled, (height, width))
                 if flip:
                     output = output.flip(-1)
-                if scale != 1.0:
+                if output.shape[-2:] != (height, width):
                     output = F.interpolate(
                         output, size=(height, width), mode="bilinear", align_corners=False
                     )
@@ -166,7 +166,9 @@ class DenseModel(BaseModel):
                 views += 1
         return total / views
 
-    def _infer_view(self, inputs: Tensor) -> Tensor:
+    def _infer_view(self, inputs: Tensor, output_size: tuple[int, int]) -> Tensor:
+        """One view's head output; sliding windows accumulate it at ``output_size`` directly
+        (memory bounded by a window batch), the whole image at the view's size."""
         cfg = self.test_cfg
         if cfg["mode"] == "whole":
             return self.encode(inputs)
@@ -177,6 +179,7 @@ class DenseModel(BaseModel):
             crop_size=cfg["crop_size"],
             stride=cfg["stride"],
             batch_size=cfg["batch_size"],
+            output_size=output_size,
         )
 
     def predict(

@@ -124,3 +124,26 @@ def test_slide_inference_averages_overlaps():
     assert out[0, 0, 0, :6].eq(0).all() and out[0, 0, 0, 10:].eq(1).all()
     assert out[0, 0, 0, 6:10].eq(0.5).all()
     assert encode.calls == 1
+
+
+def test_slide_inference_accumulates_at_the_output_size():
+    weight = torch.randn(4, 3, 1, 1)
+    calls = []
+
+    def encode(x):
+        calls.append(x.shape[0])
+        return torch.nn.functional.conv2d(x, weight)
+
+    # one window covering the view: exactly F.interpolate of its output
+    x = torch.randn(2, 3, 60, 90)
+    out = slide_inference(encode, x, 4, (64, 96), (32, 32), output_size=(20, 30))
+    expected = torch.nn.functional.interpolate(encode(x), size=(20, 30), mode="bilinear")
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+    # overlapping windows over a smooth view: the average, sampled at the output pixels
+    smooth = torch.nn.functional.interpolate(torch.randn(1, 3, 6, 9), size=(150, 225))
+    calls.clear()
+    out = slide_inference(encode, smooth, 4, (64, 64), (40, 40), batch_size=3, output_size=(50, 75))
+    assert out.shape == (1, 4, 50, 75) and max(calls) <= 3
+    expected = torch.nn.functional.interpolate(encode(smooth), size=(50, 75), mode="bilinear")
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
