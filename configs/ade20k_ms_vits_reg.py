@@ -9,6 +9,6 @@ _base_ = [
 model = dict(
     data_preprocessor=dict(size=(640, 640)),
     backbone=dict(out_indices=4),
-    decode_head=dict(in_channels=4 * 384, in_index=(0, 1, 2, 3)),
+    decode_head=dict(in_index=(0, 1, 2, 3)),
     test_cfg=dict(stride=(426, 426), scales=(1.0, 1.32, 1.73, 2.28, 3.0), flip=True),
 )

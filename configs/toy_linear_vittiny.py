@@ -9,7 +9,7 @@ _base_ = [
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
     backbone=dict(embed_dim=96, depth=4, num_heads=3, patch_size=8, pos_embed_grid=16),
-    decode_head=dict(in_channels=96, num_classes=4),
+    decode_head=dict(num_classes=4),
     test_cfg=dict(mode="whole"),
 )
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100, max_keep_ckpts=2))

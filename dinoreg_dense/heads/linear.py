@@ -17,7 +17,8 @@ class LinearHead(BaseDenseHead):
     """Per-patch linear classifier over one layer ("linear") or several concatenated ("+ms").
 
     Args:
-        in_channels: channels after concatenating the selected maps (D, or 4 * D for +ms).
+        in_channels: channels after concatenating the selected maps (D, or 4 * D for +ms);
+            ``None`` in a model config: derived from the backbone by the task model.
         num_classes: number of output classes.
         in_index: which of the backbone's returned maps to use; an int or a sequence.
         use_bn: BatchNorm on the features first (DINOv2's BNHead does).
@@ -50,6 +51,12 @@ class LinearHead(BaseDenseHead):
         nn.init.zeros_(self.conv_seg.bias)
         loss_decode = loss_decode or dict(type="CrossEntropyLoss", ignore_index=IGNORE_INDEX)
         self.loss_decode = MODELS.build(loss_decode)
+
+    @classmethod
+    def in_channels_for(cls, cfg: dict, embed_dim: int) -> int:
+        """The concatenated width of the selected maps: ``embed_dim`` x their number."""
+        in_index = cfg.get("in_index", -1)
+        return embed_dim * (1 if isinstance(in_index, int) else len(in_index))
 
     def forward(self, features: ViTFeatures) -> Tensor:
         """Selected (B, C_i, h, w) maps -> logits (B, num_classes, h, w) on the patch grid."""

@@ -31,7 +31,8 @@ class DenseModel(BaseModel):
 
     Args:
         backbone: config of a backbone returning :class:`ViTFeatures` (e.g. ``RegisterViT``).
-        decode_head: config of a head following the ``BaseDenseHead`` protocol.
+        decode_head: config of a head following the ``BaseDenseHead`` protocol; an unset
+            ``in_channels`` is derived from the backbone's width (``in_channels_for``).
         data_preprocessor: config of the batch preprocessor (``DenseDataPreProcessor``).
         train_cfg: training options, validated: ``divergence_factor`` (default 10; ``None``
             checks only for NaN / inf): a loss this many times above its lowest running level
@@ -63,10 +64,20 @@ class DenseModel(BaseModel):
         preprocessor = MODELS.build(data_preprocessor or dict(type="DenseDataPreProcessor"))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        self.decode_head = MODELS.build(decode_head)
+        self.decode_head = MODELS.build(self._fill_in_channels(decode_head))
         self.train_cfg = check_options("model.train_cfg", train_cfg, self.train_cfg_defaults)
         self.test_cfg = self._check_test_cfg(test_cfg)
         self.loss_guard = LossGuard(self.train_cfg["divergence_factor"])
+
+    def _fill_in_channels(self, head: dict) -> dict:
+        """The head's config with ``in_channels`` derived from the backbone when unset, so a
+        config follows whatever width the checkpoint's architecture has."""
+        if head.get("in_channels") is not None:
+            return head
+        head_cls = MODELS.get(head["type"])
+        if not hasattr(head_cls, "in_channels_for"):
+            return head
+        return dict(head, in_channels=head_cls.in_channels_for(head, self.backbone.embed_dim))
 
     def _check_test_cfg(self, test_cfg: dict | None) -> dict[str, Any]:
         cfg = check_options(

@@ -13,7 +13,6 @@ _base_ = [{base!r}]
 data_root = {data_root!r}
 model = dict(
     backbone=dict(embed_dim=32, depth=2, num_heads=2),
-    decode_head=dict(in_channels=32),
 )
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,

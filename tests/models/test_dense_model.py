@@ -246,3 +246,22 @@ def test_an_instance_task_trains_through_the_base(task_registry, tiny_backbone_c
     with torch.no_grad():
         out = model.test_step(dict(inputs=[batch["inputs"][0]], data_samples=None))
     assert out[0].pred_instances.masks.shape == (4, 28, 42)
+
+
+def test_head_width_follows_a_checkpoints_architecture(tmp_path, tiny_backbone_cfg):
+    from dinoreg_dense.checkpoint import save_checkpoint
+
+    path = tmp_path / "wide.safetensors"
+    save_checkpoint(MODELS.build(dict(tiny_backbone_cfg, embed_dim=48, num_heads=3)), path)
+    for in_index, width in (((0,), 48), ((0, 1), 96)):
+        model = MODELS.build(
+            dict(
+                type="Segmentor",
+                backbone=dict(type="RegisterViT", arch=None, checkpoint=str(path), out_indices=2),
+                decode_head=dict(
+                    type="LinearHead", in_channels=None, in_index=in_index, num_classes=3
+                ),
+            )
+        )
+        assert model.decode_head.in_channels == width
+        model.eval()(torch.randn(1, 3, 28, 28), mode="tensor")

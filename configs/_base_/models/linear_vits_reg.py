@@ -21,7 +21,7 @@ model = dict(
     ),
     decode_head=dict(
         type="LinearHead",
-        in_channels=384,
+        in_channels=None,  # the backbone's width x the number of maps in in_index
         num_classes=150,
         in_index=(0,),
         use_bn=True,
