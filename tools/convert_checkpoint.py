@@ -2,10 +2,12 @@
 
     python tools/convert_checkpoint.py dinov2_vits14_reg4_pretrain.pth vits14_reg4.safetensors
     python tools/convert_checkpoint.py hf_folder/ out.safetensors
-    python tools/convert_checkpoint.py tiny.pth out.safetensors --arch vits14 --set depth=4
+    python tools/convert_checkpoint.py old.pth out.safetensors --set interpolate_offset=0.1
 
 Without ``--arch`` the architecture comes from the file (HF config.json, our metadata, or tensor
-shapes); the output then loads with ``RegisterViT(arch=None, checkpoint=OUT)``.
+shapes); the output then loads with ``RegisterViT(arch=None, checkpoint=OUT)``. ``--arch`` and
+``--set`` are for what the tensors cannot tell (e.g. the position-embedding resampling of DINO v1
+files); they must agree with the file's shapes.
 """
 
 import argparse
@@ -50,8 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         pretrained = PretrainedFile(args.input)  # read once for the format, arch and weights
         print(f"detected: {pretrained.format_name}")
         model = RegisterViT(arch=args.arch, checkpoint=pretrained, **parse_overrides(args.set))
-    except (CheckpointError, FileNotFoundError) as error:
+    except (CheckpointError, FileNotFoundError, TypeError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, CheckpointError) and (args.arch or args.set):
+            print(
+                "On this command line, model.backbone.arch is --arch and its fields are "
+                "--set FIELD=VALUE: drop both to take the architecture from the file.",
+                file=sys.stderr,
+            )
         return 1
     print(f"architecture: {describe_arch(model.arch)}")
     print(f"wrote {save_checkpoint(model, args.output)}")

@@ -42,7 +42,7 @@ def load_image(path: str | None) -> np.ndarray:
         from skimage import data
 
         return data.astronaut()
-    return np.asarray(Image.open(path).convert("RGB"))
+    return np.array(Image.open(path).convert("RGB"))  # a writable copy for torch.from_numpy
 
 
 def main() -> None:

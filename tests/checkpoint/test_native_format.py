@@ -91,6 +91,11 @@ def test_convert_tool_writes_a_file_that_loads_without_arch(tmp_path, kit, capsy
     assert read_arch(out) == source.arch
     assert main([str(tmp_path / "missing.pth"), str(out)]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+    # a wrong --arch / --set is explained in the tool's own flags, a misspelt field named
+    assert main([str(official_path), str(out), "--set", "depth=4"]) == 1
+    assert "model.backbone.arch is --arch and its fields are --set" in capsys.readouterr().err
+    assert main([str(official_path), str(out), "--set", "dept=12"]) == 1
+    assert "did you mean 'depth'" in capsys.readouterr().err
 
 
 def test_a_checkpoint_is_read_once_when_it_also_gives_the_architecture(tmp_path, kit, monkeypatch):
