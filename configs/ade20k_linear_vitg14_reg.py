@@ -5,4 +5,4 @@ _base_ = [
     "./_base_/schedules/schedule_40k.py",
     "./_base_/default_runtime.py",
 ]
-model = dict(backbone=dict(arch="vitg14_reg4"))
+model = dict(data_preprocessor=dict(size={{_base_.crop_size}}), backbone=dict(arch="vitg14_reg4"))

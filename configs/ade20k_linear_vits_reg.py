@@ -6,3 +6,4 @@ _base_ = [
     "./_base_/schedules/schedule_40k.py",
     "./_base_/default_runtime.py",
 ]
+model = dict(data_preprocessor=dict(size={{_base_.crop_size}}))

@@ -7,7 +7,7 @@ _base_ = [
     "./_base_/default_runtime.py",
 ]
 model = dict(
-    data_preprocessor=dict(size=(640, 640)),
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     backbone=dict(out_indices=4),
     decode_head=dict(in_index=(0, 1, 2, 3)),
     test_cfg=dict(stride=(426, 426), scales=(1.0, 1.32, 1.73, 2.28, 3.0), flip=True),

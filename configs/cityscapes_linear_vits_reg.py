@@ -6,7 +6,7 @@ _base_ = [
     "./_base_/default_runtime.py",
 ]
 model = dict(
-    data_preprocessor=dict(size=(512, 1024)),
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     decode_head=dict(num_classes=19),
     test_cfg=dict(stride=(341, 683)),
 )

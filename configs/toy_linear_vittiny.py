@@ -7,7 +7,7 @@ _base_ = [
     "./_base_/default_runtime.py",
 ]
 model = dict(
-    data_preprocessor=dict(size=(128, 128)),
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     backbone=dict(embed_dim=96, depth=4, num_heads=3, patch_size=8, pos_embed_grid=16),
     decode_head=dict(num_classes=4),
     test_cfg=dict(mode="whole"),

@@ -28,9 +28,12 @@ def test_config_builds_and_trains_one_step(path):
     model_cfg.test_cfg.update(crop_size=(28, 42), stride=(14, 28), scales=(1.0,))
     model = MODELS.build(model_cfg)
     assert model.decode_head.in_channels == 32 * num_maps  # derived from the backbone
+    # one home for the crop: the dataset's crop_size, passed to the model once
+    crops = [t for t in cfg.train_dataloader.dataset.pipeline if t["type"] == "RandomCropCatMax"]
+    assert [(t["height"], t["width"]) for t in crops] == [tuple(cfg.crop_size)]
+    assert tuple(model_cfg.data_preprocessor.size) == tuple(cfg.crop_size)
     if model_cfg.test_cfg.get("mode") == "slide":  # windows of the training crop's size
         assert "crop_size" not in Config.fromfile(path).model.test_cfg
-        assert model_cfg.data_preprocessor.size is not None
 
     model.train()
     num_classes = model.num_classes

@@ -3,10 +3,10 @@
 # photometric distortion; test at (2048, 512) with sliding 512 windows (in the model config).
 dataset_type = "ADE20KDataset"
 data_root = "data/ade"
-crop_size = (512, 512)
+crop_size = (512, 512)  # the one home of the crop: experiments pass it to the model
 train_pipeline = [
     dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type="RandomCropCatMax", height=512, width=512, cat_max_ratio=0.75),
+    dict(type="RandomCropCatMax", height=crop_size[0], width=crop_size[1], cat_max_ratio=0.75),
     dict(type="HorizontalFlip", p=0.5),
     dict(type="PhotoMetricDistortion"),
 ]

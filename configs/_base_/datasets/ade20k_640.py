@@ -3,7 +3,7 @@ _base_ = ["./ade20k.py"]
 crop_size = (640, 640)
 train_pipeline = [
     dict(type="RandomResize", scale=(2560, 640), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type="RandomCropCatMax", height=640, width=640, cat_max_ratio=0.75),
+    dict(type="RandomCropCatMax", height=crop_size[0], width=crop_size[1], cat_max_ratio=0.75),
     dict(type="HorizontalFlip", p=0.5),
     dict(type="PhotoMetricDistortion"),
 ]

@@ -6,7 +6,7 @@ data_root = "data/cityscapes"
 crop_size = (512, 1024)
 train_pipeline = [
     dict(type="RandomResize", scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type="RandomCropCatMax", height=512, width=1024, cat_max_ratio=0.75),
+    dict(type="RandomCropCatMax", height=crop_size[0], width=crop_size[1], cat_max_ratio=0.75),
     dict(type="HorizontalFlip", p=0.5),
     dict(type="PhotoMetricDistortion"),
 ]

@@ -2,9 +2,10 @@
 _base_ = ["./ade20k.py"]
 data_root = "data/toy_ade20k"
 classes = ("background", "disc", "square", "triangle")
+crop_size = (128, 128)
 train_pipeline = [
     dict(type="RandomResize", scale=(256, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type="RandomCropCatMax", height=128, width=128, cat_max_ratio=0.75),
+    dict(type="RandomCropCatMax", height=crop_size[0], width=crop_size[1], cat_max_ratio=0.75),
     dict(type="HorizontalFlip", p=0.5),
 ]
 test_pipeline = []

@@ -1,7 +1,8 @@
 # DINOv2 linear probe on a frozen ViT-S/14 with 4 registers: last layer's patch tokens after the
-# final norm -> BatchNorm -> 1x1 conv. Training batches are padded to the 512 crop (labels with the
-# ignore label); the backbone pads every input to its patch grid itself. Sliding windows at test
-# time take the training crop's size (model.data_preprocessor.size) unless test_cfg says otherwise.
+# final norm -> BatchNorm -> 1x1 conv. Training batches are padded to the crop (labels with the
+# ignore label): experiments set data_preprocessor.size from the dataset's crop_size. The backbone
+# pads every input to its patch grid itself. Sliding windows at test time take the crop's size
+# unless test_cfg says otherwise.
 # Point model.backbone.checkpoint at pretrained weights (official .pth, HF folder, timm, ours).
 model = dict(
     type="Segmentor",
@@ -9,7 +10,7 @@ model = dict(
         type="DenseDataPreProcessor",
         mean=(123.675, 116.28, 103.53),
         std=(58.395, 57.12, 57.375),
-        size=(512, 512),
+        size=None,
     ),
     backbone=dict(
         type="RegisterViT",
