@@ -2,7 +2,7 @@
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from mmengine.dist import is_main_process
@@ -92,7 +92,13 @@ class ProgressBarHook(Hook):
         """Open a bar over the validation batches."""
         self._open_eval(len(runner.val_dataloader), "val")
 
-    def after_val_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+    def after_val_iter(
+        self,
+        runner: Runner,
+        batch_idx: int,
+        data_batch: dict | None = None,
+        outputs: Sequence | None = None,
+    ) -> None:
         """Advance the validation bar."""
         self._advance_eval()
 
@@ -105,7 +111,11 @@ class ProgressBarHook(Hook):
         self._open_eval(len(runner.test_dataloader), "test")
 
     def after_test_iter(
-        self, runner: Runner, batch_idx: int, data_batch=None, outputs=None
+        self,
+        runner: Runner,
+        batch_idx: int,
+        data_batch: dict | None = None,
+        outputs: Sequence | None = None,
     ) -> None:
         """Advance the test bar."""
         self._advance_eval()
