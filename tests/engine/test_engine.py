@@ -220,31 +220,6 @@ def test_runner_config_from_tool_arguments(tmp_path):
         assert cfg.env_cfg.dist_cfg.backend == "gloo"
 
 
-def test_runner_destroys_its_process_group_at_exit(tmp_path, monkeypatch, tiny_backbone_cfg):
-    import atexit
-
-    import torch.distributed as dist
-
-    from dinoreg_dense.engine import DenseRunner
-
-    exit_handlers = []
-    monkeypatch.setattr(atexit, "register", exit_handlers.append)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # MMEngine sets it when distributed
-    env = dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
-    for key, value in {**env, "MASTER_PORT": str(29000 + os.getpid() % 1000)}.items():
-        monkeypatch.setenv(key, value)
-    DenseRunner(
-        model=segmentor(tiny_backbone_cfg, num_classes=3),
-        work_dir=str(tmp_path),
-        launcher="pytorch",
-        env_cfg=dict(dist_cfg=dict(backend="gloo")),
-    )
-    assert dist.is_initialized()
-    for handler in exit_handlers:
-        handler()
-    assert not dist.is_initialized()
-
-
 def _distributed_env(monkeypatch) -> list:
     """A 1-process 'pytorch' launch; returns the exit handlers the runner registers."""
     import atexit
@@ -256,6 +231,24 @@ def _distributed_env(monkeypatch) -> list:
     for key, value in {**env, "MASTER_PORT": str(29500 + os.getpid() % 1000)}.items():
         monkeypatch.setenv(key, value)
     return exit_handlers
+
+
+def test_runner_destroys_its_process_group_at_exit(tmp_path, monkeypatch, tiny_backbone_cfg):
+    import torch.distributed as dist
+
+    from dinoreg_dense.engine import DenseRunner
+
+    exit_handlers = _distributed_env(monkeypatch)
+    DenseRunner(
+        model=segmentor(tiny_backbone_cfg, num_classes=3),
+        work_dir=str(tmp_path),
+        launcher="pytorch",
+        env_cfg=dict(dist_cfg=dict(backend="gloo")),
+    )
+    assert dist.is_initialized()
+    for handler in exit_handlers:
+        handler()
+    assert not dist.is_initialized()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="SyncBatchNorm works on CUDA")
