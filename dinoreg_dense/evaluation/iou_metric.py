@@ -9,12 +9,13 @@ from mmengine.logging import MMLogger, print_log
 from torch import Tensor
 
 from ..registry import METRICS
+from ..structures import IGNORE_INDEX
 
 SUPPORTED_METRICS = ("mIoU", "mDice", "mFscore")
 
 
 def intersect_and_union(
-    pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = 255
+    pred: Tensor, label: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-class pixel counts of one image, on the device of ``pred``.
 
@@ -176,7 +177,7 @@ class IoUMetric(BaseMetric):
 
     def __init__(
         self,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         iou_metrics: Sequence[str] = ("mIoU",),
         nan_to_num: float | None = None,
         beta: float = 1.0,

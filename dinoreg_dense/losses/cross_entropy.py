@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registry import MODELS
+from ..structures import IGNORE_INDEX
 from .upsampled_cross_entropy import (
     fused_path_is_faster,
     interpolated_cross_entropy,
@@ -16,13 +17,13 @@ class CrossEntropyLoss(nn.Module):
     """Mean cross-entropy over the pixels whose label is not ``ignore_index``.
 
     Args:
-        ignore_index: label excluded from the loss (255 in all our datasets).
+        ignore_index: label excluded from the loss (``structures.IGNORE_INDEX``, 255).
         loss_weight: multiplies the loss.
         loss_name: key under which the loss is logged; must start with ``loss``.
     """
 
     def __init__(
-        self, ignore_index: int = 255, loss_weight: float = 1.0, loss_name: str = "loss_ce"
+        self, ignore_index: int = IGNORE_INDEX, loss_weight: float = 1.0, loss_name: str = "loss_ce"
     ) -> None:
         super().__init__()
         if not loss_name.startswith("loss"):

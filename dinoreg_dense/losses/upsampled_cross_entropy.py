@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..structures import IGNORE_INDEX
+
 
 def linear_interp_matrix(src: int, dst: int, device: torch.device | None = None) -> Tensor:
     """(dst, src) matrix of 1-D linear interpolation weights identical to ``F.interpolate``
@@ -153,7 +155,7 @@ def interpolated_cross_entropy(
     logits: Tensor,
     labels: Tensor,
     upsample_size: tuple[int, int] | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> Tensor:
     """The plain path of :func:`upsampled_cross_entropy` (same arguments and result):
     ``F.interpolate`` to (B, K, H', W'), crop to the labels, ``F.cross_entropy``; in float32 at
@@ -170,7 +172,7 @@ def upsampled_cross_entropy(
     logits: Tensor,
     labels: Tensor,
     upsample_size: tuple[int, int] | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     rows_per_chunk: int | None = None,
 ) -> Tensor:
     """Mean cross-entropy of ``logits`` upsampled bilinearly to ``upsample_size`` and cropped to

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.patches import Patch
 
+from ..structures import IGNORE_INDEX
 from ._figure import LEGEND_MARGIN_PX, _legend_layout
 
 LegendEntry = tuple[str, np.ndarray]
@@ -15,7 +16,7 @@ MORE_COLOUR = np.array([255, 255, 255], np.uint8)
 
 
 def present_classes(
-    label_maps: Sequence[np.ndarray], ignore_index: int = 255
+    label_maps: Sequence[np.ndarray], ignore_index: int = IGNORE_INDEX
 ) -> list[tuple[int, int]]:
     """Classes found in the label maps with their pixel counts, most pixels first.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from ..structures import IGNORE_INDEX
 from ._figure import render_panels
 from .legend import fit_legend, present_classes
 
@@ -40,7 +41,7 @@ def _check_image(image: np.ndarray | Tensor, shape: tuple[int, ...]) -> np.ndarr
 
 
 def colorize_labels(
-    labels: np.ndarray | Tensor, palette: Palette, ignore_index: int = 255
+    labels: np.ndarray | Tensor, palette: Palette, ignore_index: int = IGNORE_INDEX
 ) -> np.ndarray:
     """Paint each class with its palette colour.
 
@@ -73,7 +74,7 @@ def overlay_segmentation(
     labels: np.ndarray | Tensor,
     palette: Palette,
     alpha: float = 0.5,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> np.ndarray:
     """Blend class colours over an image; ignored pixels keep the image unchanged.
 
@@ -105,7 +106,7 @@ def save_comparison(
     palette: Palette,
     class_names: Sequence[str] | None = None,
     alpha: float = 0.5,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> None:
     """Write one PNG: image | prediction overlay | ground-truth overlay, with a class legend.
 
