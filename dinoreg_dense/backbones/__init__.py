@@ -1,6 +1,6 @@
 """Register Vision Transformer backbones."""
 
-from ..checkpoint.arch import ARCHS, ViTArch, resolve_arch
+from ..arch import ARCHS, ViTArch, resolve_arch
 from .attention import AttentionMaps, TokenAttention
 from .pos_embed import resample_pos_embed
 from .vit import RegisterViT, ViTFeatures, count_flops

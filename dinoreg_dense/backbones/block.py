@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..checkpoint.arch import FFNKind, NormKind, swiglu_hidden_dim
+from ..arch import FFNKind, NormKind, swiglu_hidden_dim
 from .attention import Attention, AttentionMaps
 from .ffn import Mlp, SwiGLUFFN
 

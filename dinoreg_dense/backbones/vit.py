@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from ..arch import ViTArch, resolve_arch
 from ..checkpoint import PretrainedFile
-from ..checkpoint.arch import ViTArch, resolve_arch
 from ..registry import MODELS
 from .attention import AttentionMaps, TokenAttention
 from .block import Block, make_norm

@@ -8,7 +8,7 @@ dicts and :class:`ViTArch` (defined here, in :mod:`.arch`) and never imports the
 loads :meth:`PretrainedFile.state_dict_for` into itself.
 """
 
-from .arch import ARCHS, ViTArch, resolve_arch
+from ..arch import ARCHS, ViTArch, resolve_arch
 from .birder import arch_from_birder, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf

@@ -34,7 +34,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .arch import ViTArch
+from ..arch import ViTArch
 from .infer import infer_arch, require_tensor, square_grid_side
 
 # Head counts of birder's ViT sizes (its _vit_configs: tiny ... enormous, SoViT, vit_1b).

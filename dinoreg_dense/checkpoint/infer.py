@@ -15,7 +15,7 @@ from dataclasses import fields
 
 from torch import Tensor
 
-from .arch import ARCHS, ViTArch, swiglu_hidden_dim
+from ..arch import ARCHS, ViTArch, swiglu_hidden_dim
 
 _HEADS_BY_WIDTH = {arch.embed_dim: arch.num_heads for arch in ARCHS.values()}
 _SIZE_LETTERS = {384: "S", 768: "B", 1024: "L", 1536: "g"}

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .arch import ViTArch
+from ..arch import ViTArch
 from .birder import arch_from_birder, birder_file_options, convert_birder
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf, hf_variant

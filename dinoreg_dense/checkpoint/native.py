@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from safetensors.torch import save_file
 
-from .arch import ViTArch, resolve_arch
+from ..arch import ViTArch, resolve_arch
 
 FORMAT_TAG = "dinoreg_dense"
 

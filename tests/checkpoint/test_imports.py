@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import dinoreg_dense.checkpoint.arch
+import dinoreg_dense.arch
 
 
-@pytest.mark.parametrize("module", ["dinoreg_dense.checkpoint", "dinoreg_dense.checkpoint.arch"])
+@pytest.mark.parametrize("module", ["dinoreg_dense.checkpoint", "dinoreg_dense.arch"])
 def test_checkpoint_imports_no_backbone_module(module):
     probe = (
         f"import sys, {module}\n"
@@ -24,7 +24,7 @@ def test_checkpoint_imports_no_backbone_module(module):
 
 
 def test_arch_module_is_a_leaf():
-    source = Path(dinoreg_dense.checkpoint.arch.__file__).read_text()
+    source = Path(dinoreg_dense.arch.__file__).read_text()
     imported = [
         node.module or ""
         for node in ast.walk(ast.parse(source))

@@ -1,6 +1,6 @@
 """Architecture descriptions of the supported register ViTs, addressable by name.
 
-A leaf module (it imports nothing from this package or ``backbones``): checkpoint readers produce
+A leaf module (it imports nothing from this package): checkpoint readers produce
 a :class:`ViTArch` and :class:`~dinoreg_dense.backbones.RegisterViT` is built from one, so both
 depend on this file and neither on the other.
 """
