@@ -76,21 +76,13 @@ class ProgressBarHook(Hook):
             self._train_bar.close()
             self._train_bar = None
 
-    def _open_eval(self, total: int, desc: str) -> None:
-        self._eval_bar = self._open(total, desc)
-
-    def _advance_eval(self) -> None:
-        if self._eval_bar is not None:
-            self._eval_bar.update(1)
-
-    def _close_eval(self) -> None:
-        if self._eval_bar is not None:
-            self._eval_bar.close()
-            self._eval_bar = None
-
     def before_val_epoch(self, runner: Runner) -> None:
         """Open a bar over the validation batches."""
-        self._open_eval(len(runner.val_dataloader), "val")
+        self._eval_bar = self._open(len(runner.val_dataloader), "val")
+
+    def before_test_epoch(self, runner: Runner) -> None:
+        """Open a bar over the test batches."""
+        self._eval_bar = self._open(len(runner.test_dataloader), "test")
 
     def after_val_iter(
         self,
@@ -99,27 +91,15 @@ class ProgressBarHook(Hook):
         data_batch: dict | None = None,
         outputs: Sequence | None = None,
     ) -> None:
-        """Advance the validation bar."""
-        self._advance_eval()
+        """Advance the validation (or test) bar."""
+        if self._eval_bar is not None:
+            self._eval_bar.update(1)
 
     def after_val_epoch(self, runner: Runner, metrics: dict | None = None) -> None:
-        """Close the validation bar."""
-        self._close_eval()
+        """Close the validation (or test) bar."""
+        if self._eval_bar is not None:
+            self._eval_bar.close()
+            self._eval_bar = None
 
-    def before_test_epoch(self, runner: Runner) -> None:
-        """Open a bar over the test batches."""
-        self._open_eval(len(runner.test_dataloader), "test")
-
-    def after_test_iter(
-        self,
-        runner: Runner,
-        batch_idx: int,
-        data_batch: dict | None = None,
-        outputs: Sequence | None = None,
-    ) -> None:
-        """Advance the test bar."""
-        self._advance_eval()
-
-    def after_test_epoch(self, runner: Runner, metrics: dict | None = None) -> None:
-        """Close the test bar."""
-        self._close_eval()
+    after_test_iter = after_val_iter
+    after_test_epoch = after_val_epoch
