@@ -9,14 +9,13 @@ machine), evaluates again, and saves image | prediction | ground-truth overlays.
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
-import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 from dinoreg_dense.datasets import make_toy_ade20k
+from dinoreg_dense.engine.launch import add_threads_argument, apply_num_threads
 from dinoreg_dense.registry import RUNNERS
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "toy_linear_vittiny.py"
@@ -26,12 +25,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", default="work_dirs/demo")
     parser.add_argument("--iters", type=int, default=300)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=max(1, len(os.sched_getaffinity(0)) - 1),
-        help="torch threads (default: usable cores minus one, which loading and the OS keep busy)",
-    )
+    add_threads_argument(parser)
     return parser.parse_args()
 
 
@@ -39,7 +33,7 @@ def main() -> None:
     args = parse_args()
     # The tiny model's kernels last microseconds: each thread waits for all the others, so a
     # thread whose core is taken by another process stalls every step (ANCHORS.md).
-    torch.set_num_threads(args.threads)
+    apply_num_threads(args.threads)  # the toy loaders run in the main process: no workers
     work_dir = Path(args.work_dir)
     data_root = make_toy_ade20k(work_dir / "data").parent
     cfg = Config.fromfile(CONFIG)

@@ -1,7 +1,7 @@
 """Segment your own photos with a trained checkpoint.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR]
-        [--cfg-options model.test_cfg.flip=True ...]
+        [--cfg-options model.test_cfg.flip=True ...] [--threads N]
 
 INPUT is an image file or a folder (searched recursively for .jpg/.jpeg/.png/.bmp/.webp). For each
 photo it writes ``<name>_pred.png`` (class index per pixel) and ``<name>_overlay.png`` in DIR,
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from dinoreg_dense.datasets import build_pipeline
 from dinoreg_dense.engine import check_state_dict_shapes, load_run_checkpoint
-from dinoreg_dense.engine.launch import load_config
+from dinoreg_dense.engine.launch import add_threads_argument, apply_num_threads, load_config
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import SegDataSample
 from dinoreg_dense.visualization import save_comparison
@@ -53,6 +53,7 @@ def parse_args() -> argparse.Namespace:
         "--out-dir", default="predictions", help="output folder (default: %(default)s)"
     )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="key=value overrides")
+    add_threads_argument(parser)
     return parser.parse_args()
 
 
@@ -110,6 +111,7 @@ def read_photo(path: Path) -> np.ndarray:
 
 def main() -> None:
     args = parse_args()
+    apply_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get("default_scope", "dinoreg_dense"))
     out_dir = Path(args.out_dir)

@@ -1,7 +1,7 @@
 """Evaluate a trained checkpoint and optionally save predictions and overlays.
 
 python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--work-dir DIR]
-    [--cfg-options model.test_cfg.flip=True ...] [--launcher pytorch]
+    [--cfg-options model.test_cfg.flip=True ...] [--launcher pytorch] [--threads N]
 """
 
 import argparse

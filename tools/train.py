@@ -1,7 +1,7 @@
 """Train a dense-prediction model from a config.
 
 python tools/train.py configs/ade20k_linear_vits_reg.py [--work-dir DIR] [--resume [CKPT]]
-    [--amp] [--auto-scale-lr] [--cfg-options model.backbone.checkpoint=PATH ...]
+    [--amp] [--auto-scale-lr] [--threads N] [--cfg-options model.backbone.checkpoint=PATH ...]
 torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
 """
 
@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = runner_config(args)
+    cfg = runner_config(args)  # also sets torch's threads and caps loader workers on CPU
     if not resolve_resume(cfg, args.resume):
         return
     if args.amp:

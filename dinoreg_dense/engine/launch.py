@@ -13,8 +13,66 @@ from .cfg_options import check_cfg_options
 from .run_checkpoint import load_run_checkpoint
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which containers and ``taskset``
+    narrow), shared equally among the processes ``torchrun`` started on this machine
+    (``LOCAL_WORLD_SIZE``); at least 1."""
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, len(os.sched_getaffinity(0)) // local_processes)
+
+
+def default_num_threads(num_workers: int = 0, cores: int | None = None) -> int:
+    """Torch threads for a CPU run: ``OMP_NUM_THREADS`` when the user (or torchrun) set it;
+    otherwise the usable cores minus the data-loader workers minus one for the OS and anything
+    else, or, where that leaves none, all cores but one; at least 1.
+
+    Torch's threads meet at a barrier after every kernel, so one thread whose core another
+    process takes stalls them all: on 2 cores with one busy neighbour a training step took 8-10x
+    longer at 2 threads and ~1.7x at 1 (benchmarks/README.md). A spare core absorbs the neighbour.
+
+    Args:
+        num_workers: data-loader worker processes that will run beside the threads.
+        cores: usable cores; :func:`usable_cores` when None.
+
+    Raises:
+        ValueError: ``OMP_NUM_THREADS`` is not a positive integer.
+    """
+    explicit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if explicit:
+        if not explicit.isdigit() or int(explicit) < 1:
+            raise ValueError(f"OMP_NUM_THREADS={explicit!r}: expected a positive integer")
+        return int(explicit)
+    cores = usable_cores() if cores is None else cores
+    spare = cores - num_workers - 1
+    return spare if spare >= 1 else max(1, cores - 1)
+
+
+def apply_num_threads(requested: int | None = None, num_workers: int = 0) -> int:
+    """Set torch's thread count: ``requested`` (``--threads``), else :func:`default_num_threads`
+    on CPU-only machines; with CUDA torch's own default is kept (the work runs on the GPU and
+    the CPU threads were not measured there) unless ``OMP_NUM_THREADS`` is set. Returns it."""
+    if requested is None and torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
+        return torch.get_num_threads()
+    threads = requested if requested is not None else default_num_threads(num_workers)
+    if threads < 1:
+        raise ValueError(f"--threads {threads}: expected at least 1")
+    torch.set_num_threads(threads)
+    return threads
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``, the torch thread count (default: :func:`apply_num_threads`)."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default on CPU: OMP_NUM_THREADS if set, else usable cores minus "
+        "data-loader workers minus one; with CUDA: torch's default)",
+    )
+
+
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--work-dir``, ``--data-root``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
+    """``--work-dir``, ``--data-root``, ``--cfg-options``, ``--launcher``, ``--local-rank``,
+    ``--threads``."""
     parser.add_argument("--work-dir", help="where logs and checkpoints go")
     parser.add_argument(
         "--data-root", help="dataset folder for the train, val and test loaders alike"
@@ -22,6 +80,7 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="key=value overrides")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
+    add_threads_argument(parser)
 
 
 def load_config(path: str, cfg_options: dict | None = None) -> Config:
@@ -81,10 +140,45 @@ def resolve_resume(cfg: Config, resume: str | None) -> bool:
     return True
 
 
+LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+
+
+def share_cpu(cfg: Config, requested: int | None, cfg_options: dict | None = None) -> int:
+    """Set torch's threads (:func:`apply_num_threads`) for the loaders' workers and, on
+    CPU-only machines, cap each loader's ``num_workers`` to the cores the threads leave free
+    (one worker on 2 cores at 1 thread), saying so on stderr. A loader whose ``num_workers``
+    was given in ``--cfg-options`` keeps it. Returns the thread count.
+
+    Loading an ADE20K batch costs ~3 % of a CPU training step (benchmarks/README.md), so one
+    worker keeps up; a second one only takes a core from the threads when it wakes.
+    """
+    loaders = [name for name in LOADERS if cfg.get(name)]
+    num_workers = max((cfg[name].get("num_workers", 0) for name in loaders), default=0)
+    threads = apply_num_threads(requested, num_workers)
+    if torch.cuda.is_available():
+        return threads
+    cores = usable_cores()
+    cap = max(0, cores - threads)
+    given = {key.split(".")[0] for key in cfg_options or {} if key.endswith(".num_workers")}
+    capped = []
+    for name in loaders:
+        workers = cfg[name].get("num_workers", 0)
+        if workers > cap and name not in given:
+            cfg[name].num_workers = cap
+            capped.append(f"{name} {workers} -> {cap}")
+    note = f"; num_workers capped: {', '.join(capped)}" if capped else ""
+    print(
+        f"CPU run on {cores} usable core(s): {threads} torch thread(s){note} "
+        "(--threads N, OMP_NUM_THREADS or --cfg-options <loader>.num_workers=N to change)",
+        file=sys.stderr,
+    )
+    return threads
+
+
 def runner_config(args: argparse.Namespace) -> Config:
     """Config for :class:`DenseRunner` from parsed tool arguments: overrides, data root,
-    launcher, work dir (default ``work_dirs/<config name>``), and gloo instead of NCCL on
-    machines without CUDA."""
+    launcher, work dir (default ``work_dirs/<config name>``), gloo instead of NCCL on machines
+    without CUDA; torch threads and loader workers set by :func:`share_cpu`."""
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -95,7 +189,8 @@ def runner_config(args: argparse.Namespace) -> Config:
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
             if cfg.get(loader):
                 cfg[loader].dataset.data_root = args.data_root
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+    share_cpu(cfg, getattr(args, "threads", None), args.cfg_options)
+    for loader in LOADERS:
         if cfg.get(loader) and cfg[loader].get("num_workers", 0) == 0:
             cfg[loader].persistent_workers = False  # torch refuses it without workers
     if not torch.cuda.is_available():
