@@ -27,6 +27,7 @@ the default keeps a busy neighbour's cost within 2x.
 """
 
 import argparse
+import os
 import signal
 import statistics
 import subprocess
@@ -43,7 +44,7 @@ from timing import device_name, interleave, timed
 from torch.utils.data import DataLoader
 
 from dinoreg_dense.datasets import make_toy_ade20k
-from dinoreg_dense.engine.launch import default_num_threads, usable_cores
+from dinoreg_dense.engine.launch import default_num_threads
 from dinoreg_dense.losses import (
     fused_path_is_faster,
     interpolated_cross_entropy,
@@ -164,6 +165,13 @@ def loss_paths(cases: dict[str, tuple[int, int, int, int]], device: torch.device
         )
 
 
+def cpu_jiffies(pid: int) -> int:
+    """User + system clock ticks process ``pid`` has used (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def neighbour_cost(size: int, batch: int, repeats: int) -> None:
     """Print the training step's seconds at 1, 2 and the default thread count, idle and with one
     busy neighbour process, interleaved, with busy / idle ratios and the foreign load."""
@@ -184,9 +192,9 @@ def neighbour_cost(size: int, batch: int, repeats: int) -> None:
     cases = [(threads, busy) for threads in counts for busy in (False, True)]
     seconds: dict[tuple[int, bool], list[float]] = {case: [] for case in cases}
     loads: dict[tuple[int, bool], list[float]] = {case: [] for case in cases}
-    # foreign load above one neighbour's share (or, idle, above 10 %) means other processes ran
-    touched_above = {False: 0.1, True: 1 / usable_cores() + 0.1}
+    # a sample during which processes other than the neighbour used > 10 % of the CPU is dropped
     dropped = 0
+    tick = os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
     neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         neighbour.send_signal(signal.SIGSTOP)
@@ -200,19 +208,22 @@ def neighbour_cost(size: int, batch: int, repeats: int) -> None:
                     neighbour.send_signal(signal.SIGCONT)
                     time.sleep(0.2)  # the neighbour is on a core before timing starts
                 for _attempt in range(2):  # a sample other processes touched: once more
+                    spun = cpu_jiffies(neighbour.pid)
                     took, load = timed(step)
-                    if load <= touched_above[busy]:
+                    share = (cpu_jiffies(neighbour.pid) - spun) / (took * tick)
+                    if load - share <= 0.1:
                         break
                 if busy:
                     neighbour.send_signal(signal.SIGSTOP)
-                kept = load <= touched_above[busy]
+                kept = load - share <= 0.1
                 if kept:
                     seconds[threads, busy].append(took)
                     loads[threads, busy].append(load)
                 dropped += not kept
                 print(
                     f"  [{repeat + 1}/{repeats}] {threads} thread(s) {'busy' if busy else 'idle'}:"
-                    f" {took:6.2f} s  (foreign load {load:.0%}){'' if kept else ' dropped'}",
+                    f" {took:6.2f} s  (foreign load {load:.0%}, of it the neighbour {share:.0%})"
+                    f"{'' if kept else ' dropped'}",
                     flush=True,
                 )
     finally:

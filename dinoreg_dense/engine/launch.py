@@ -149,7 +149,7 @@ def share_cpu(cfg: Config, requested: int | None, cfg_options: dict | None = Non
     (one worker on 2 cores at 1 thread), saying so on stderr. A loader whose ``num_workers``
     was given in ``--cfg-options`` keeps it. Returns the thread count.
 
-    Loading an ADE20K batch costs ~3 % of a CPU training step (benchmarks/README.md), so one
+    Loading an ADE20K batch costs 2-3 % of a CPU training step (benchmarks/README.md), so one
     worker keeps up; a second one only takes a core from the threads when it wakes.
     """
     loaders = [name for name in LOADERS if cfg.get(name)]
