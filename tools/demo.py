@@ -21,10 +21,18 @@ from dinoreg_dense.registry import RUNNERS
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "toy_linear_vittiny.py"
 
 
+def at_least_two(value: str) -> int:
+    """argparse type: an int of at least 2 (warm-up and decay each need an iteration)."""
+    number = int(value)
+    if number < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 iterations, got {number}")
+    return number
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", default="work_dirs/demo")
-    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--iters", type=at_least_two, default=300)
     add_threads_argument(parser)
     return parser.parse_args()
 
@@ -41,7 +49,9 @@ def main() -> None:
     cfg.log_level = "WARNING"
     cfg.train_cfg.max_iters = args.iters
     cfg.train_cfg.val_begin = args.iters + 1  # evaluated once after training, by runner.test()
-    cfg.param_scheduler[-1].end = args.iters
+    warmup, decay = cfg.param_scheduler
+    warmup.end = decay.begin = min(warmup.end, args.iters // 2)  # short runs keep both phases
+    decay.end = args.iters
     cfg.default_hooks.checkpoint.interval = args.iters
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = str(data_root)
