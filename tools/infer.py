@@ -17,27 +17,22 @@ skipped with a warning; the exit status is non-zero only when no photo could be 
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from dinoreg_dense.datasets import build_pipeline
+from dinoreg_dense.datasets.photos import UNREADABLE, list_photos, output_names, read_photo
 from dinoreg_dense.engine import check_state_dict_shapes, load_run_checkpoint
 from dinoreg_dense.engine.launch import add_threads_argument, apply_num_threads, load_config
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import SegDataSample
 from dinoreg_dense.visualization import save_comparison
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-OUTPUT_SUFFIXES = ("_pred.png", "_overlay.png")
-UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-"""What PIL raises for files that are not images, truncated ones and broken EXIF data."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,65 +52,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def is_output(path: Path, out_dir: Path) -> bool:
-    """Whether ``path`` is a prediction or overlay written by this tool into ``out_dir``."""
-    written = path.name.endswith(OUTPUT_SUFFIXES)
-    return written and Path(out_dir).resolve() in path.resolve().parents
-
-
-def list_photos(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(file, path relative to its INPUT folder) of every photo, each file once, in input order;
-    outputs of earlier runs (see :func:`is_output`) are left out. Missing paths are errors."""
-    photos: dict[Path, tuple[Path, Path]] = {}
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(
-                p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
-            for path in found:
-                if not is_output(path, out_dir):
-                    photos.setdefault(path.resolve(), (path, path.relative_to(item)))
-        elif item.is_file():
-            photos.setdefault(item.resolve(), (item, Path(item.name)))
-        else:
-            raise SystemExit(f"input {item} does not exist")
-    if not photos:
-        raise SystemExit(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {inputs}")
-    return list(photos.values())
-
-
-def output_names(relative_paths: list[Path]) -> list[Path]:
-    """Distinct output names (no suffix) for the photos' relative paths, as the docstring says.
-
-    Names are compared case-insensitively, so no output overwrites another on any file system.
-    """
-    stems = Counter(str(path.with_suffix("")).casefold() for path in relative_paths)
-    taken: set[str] = set()
-    names = []
-    for path in relative_paths:
-        base = path.with_suffix("") if stems[str(path.with_suffix("")).casefold()] == 1 else path
-        name, number = base, 1
-        while str(name).casefold() in taken:
-            number += 1
-            name = base.with_name(f"{base.name}_{number}")
-        taken.add(str(name).casefold())
-        names.append(name)
-    return names
-
-
-def read_photo(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of a photo, turned upright by its EXIF orientation."""
-    with Image.open(path) as photo:
-        return np.asarray(ImageOps.exif_transpose(photo).convert("RGB"))
-
-
 def main() -> None:
     args = parse_args()
     apply_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get("default_scope", "dinoreg_dense"))
     out_dir = Path(args.out_dir)
-    photos = list_photos(args.inputs, out_dir)
+    try:
+        photos = list_photos(args.inputs, out_dir)
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}") from None
     checkpoint = load_run_checkpoint(args.checkpoint)
     model = MODELS.build(cfg.model)
     check_state_dict_shapes(model, checkpoint["state_dict"], args.checkpoint)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from dinoreg_dense.datasets import photos
 from dinoreg_dense.engine.launch import load_config
 from dinoreg_dense.registry import MODELS
 
@@ -86,7 +87,7 @@ def test_photos_sharing_a_stem_all_get_outputs_in_their_folders(
 
 def test_output_names_never_clash():
     relative = ["cat.jpg", "cat.jpg", "cat.png", "Cat.JPG", "cat.jpg_2.png", "dog.jpg", "a/dog.jpg"]
-    names = [str(name) for name in infer.output_names([Path(p) for p in relative])]
+    names = [str(name) for name in photos.output_names([Path(p) for p in relative])]
     assert names[-2:] == ["dog", "a/dog"]  # unique stems keep the simple names
     assert len({name.casefold() for name in names}) == len(names)
 
@@ -94,10 +95,10 @@ def test_output_names_never_clash():
 def test_each_photo_file_is_listed_once_and_folders_never(tmp_path):
     save_photo(tmp_path / "in" / "cat.jpg", (8, 8))
     (tmp_path / "in" / "album.jpg").mkdir()
-    photos = infer.list_photos(
+    listed = photos.list_photos(
         [str(tmp_path / "in"), str(tmp_path / "in" / "cat.jpg")], tmp_path / "out"
     )
-    assert photos == [(tmp_path / "in" / "cat.jpg", Path("cat.jpg"))]
+    assert listed == [(tmp_path / "in" / "cat.jpg", Path("cat.jpg"))]
 
 
 @pytest.mark.parametrize("out_dir", ["predictions", "."])
@@ -106,9 +107,9 @@ def test_earlier_outputs_inside_an_input_folder_are_not_inputs(tmp_path, out_dir
     save_photo(tmp_path / "dog_pred.png", (8, 8))  # a photo, as it is not in the output folder
     save_photo(tmp_path / out_dir / "cat_overlay.png", (8, 8))
     save_photo(tmp_path / out_dir / "sub" / "cat_pred.png", (8, 8))
-    photos = infer.list_photos([str(tmp_path)], tmp_path / out_dir)
+    listed = photos.list_photos([str(tmp_path)], tmp_path / out_dir)
     expected = ["cat.jpg"] + (["dog_pred.png"] if out_dir != "." else [])
-    assert sorted(str(relative) for _, relative in photos) == expected
+    assert sorted(str(relative) for _, relative in listed) == expected
 
 
 def test_nothing_readable_fails(tmp_path, monkeypatch, config_and_checkpoint):
