@@ -91,12 +91,14 @@ def _valid_arguments(path: str, node: Any) -> set[str] | None:
     cls = _resolve(node["type"])
     if cls is None:
         return None
+    # the optimizer wrapper's config also carries what its constructor reads
+    extra = {"constructor", "paramwise_cfg"} if path == "optim_wrapper" else set()
     if hasattr(cls, "config_keys"):  # takes **kwargs but knows which
         return set(cls.config_keys()) | {"type", "_scope_"}
     params = inspect.signature(cls).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    return set(params) | {"type", "_scope_"}
+    return set(params) | {"type", "_scope_"} | extra
 
 
 def _resolve(name: str) -> Any:

@@ -39,6 +39,10 @@ def test_valid_overrides_pass_and_apply():
         "train_dataloader.dataset.data_root": "x",
         "default_hooks.checkpoint.interval": 3,
         "sync_bn": "torch",
+        # the fine-tuning command of docs/segmentation.md
+        "optim_wrapper.paramwise_cfg.backbone_lr_mult": 0.1,
+        "optim_wrapper.paramwise_cfg.layer_decay_rate": 0.9,
+        "optim_wrapper.constructor": "LayerDecayOptimWrapperConstructor",
     }
     cfg = load_config(CONFIG, options)
     assert cfg.train_cfg.max_iters == 7 and cfg.model.backbone.depth == 2

@@ -141,6 +141,7 @@ def test_layer_decay_and_backbone_lr_multiplier(tiny_backbone_cfg):
     assert groups["decode_head.conv_seg.weight"]["weight_decay"] == 0.1
     assert groups["decode_head.conv_seg.bias"]["weight_decay"] == 0.0
     assert groups["backbone.cls_token"]["weight_decay"] == 0.0
+    assert groups["backbone.register_tokens"]["weight_decay"] == 0.0  # tokens, as documented
 
 
 def test_frozen_backbone_parameters_stay_out_of_the_optimizer(tiny_backbone_cfg):
