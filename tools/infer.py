@@ -64,8 +64,12 @@ def main() -> None:
         raise SystemExit(f"error: {err}") from None
     checkpoint = load_run_checkpoint(args.checkpoint)
     model = MODELS.build(cfg.model)
-    check_state_dict_shapes(model, checkpoint["state_dict"], args.checkpoint)
-    model.load_state_dict(checkpoint["state_dict"])
+    state_dict = checkpoint.get("state_dict", checkpoint)  # a bare state dict is refused below
+    try:
+        check_state_dict_shapes(model, state_dict, args.checkpoint)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    model.load_state_dict(state_dict)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     meta = checkpoint.get("meta", {}).get("dataset_meta") or {}
     pipeline = build_pipeline(cfg.test_dataloader.dataset.pipeline)

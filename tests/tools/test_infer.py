@@ -119,6 +119,18 @@ def test_nothing_readable_fails(tmp_path, monkeypatch, config_and_checkpoint):
         run_infer(monkeypatch, config_and_checkpoint, str(tmp_path), "--out-dir", str(tmp_path))
 
 
+def test_backbone_weights_instead_of_a_run_checkpoint_are_refused_with_the_fix(
+    tmp_path, monkeypatch, config_and_checkpoint
+):
+    config, _ = config_and_checkpoint
+    backbone = MODELS.build(load_config(config).model).backbone
+    weights = tmp_path / "dinov2_backbone.pth"
+    torch.save(backbone.state_dict(), weights)  # what a user downloads: a bare state dict
+    save_photo(tmp_path / "cat.jpg", (8, 8))
+    with pytest.raises(SystemExit, match="backbone weights go in model.backbone.checkpoint"):
+        run_infer(monkeypatch, (config, str(weights)), str(tmp_path / "cat.jpg"))
+
+
 def test_exif_orientation_is_applied_to_predictions_and_overlays(
     tmp_path, monkeypatch, config_and_checkpoint
 ):
