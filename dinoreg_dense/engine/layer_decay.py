@@ -52,7 +52,8 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 continue
             group: dict = {"params": [param], "lr": self.base_lr}
             if self.base_wd is not None:
-                no_decay = skip_1d and (param.ndim == 1 or name.endswith(("_token", "_tokens", "pos_embed")))
+                token = name.endswith(("_token", "_tokens", "pos_embed"))
+                no_decay = skip_1d and (param.ndim == 1 or token)
                 group["weight_decay"] = 0.0 if no_decay else self.base_wd
             if name.startswith("backbone."):
                 depth = vit_layer_id(name, num_layers)
