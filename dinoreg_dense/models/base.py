@@ -95,8 +95,21 @@ class DenseModel(BaseModel):
                     "stride=(341, 341)) as in DINOv2; crop_size defaults to "
                     "model.data_preprocessor.size"
                 )
+        for key in ("crop_size", "stride"):
+            cfg[key] = _pair(f"model.test_cfg.{key}", cfg[key])
+        if cfg["mode"] == "slide" and any(
+            s > c for s, c in zip(cfg["stride"], cfg["crop_size"], strict=True)
+        ):
+            raise ValueError(
+                f"model.test_cfg.stride {cfg['stride']} is larger than the window "
+                f"{cfg['crop_size']}: pixels between windows would get no prediction"
+            )
+        scales = cfg["scales"]
+        cfg["scales"] = (scales,) if isinstance(scales, int | float) else tuple(scales)
         if not cfg["scales"] or min(cfg["scales"]) <= 0:
-            raise ValueError(f"model.test_cfg.scales must be positive, got {cfg['scales']}")
+            raise ValueError(f"model.test_cfg.scales must be positive, got {scales}")
+        if not isinstance(cfg["batch_size"], int) or cfg["batch_size"] < 1:
+            raise ValueError(f"model.test_cfg.batch_size must be >= 1, got {cfg['batch_size']}")
         return cfg
 
     # ------------------------------------------------------------------ core
@@ -215,6 +228,16 @@ class DenseModel(BaseModel):
                 sample = data_samples[i]
                 self.add_prediction(_resize(output, sample.metainfo.get("ori_shape")), sample)
         return data_samples
+
+
+def _pair(name: str, value: Any) -> tuple[int, int] | None:
+    """``n`` or ``(h, w)`` -> ``(h, w)`` of positive ints (None stays None)."""
+    if value is None:
+        return None
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
+        raise ValueError(f"{name} must be a positive int or (h, w), got {value!r}")
+    return pair
 
 
 def _resize(output: Tensor, size: Sequence[int] | None) -> Tensor:

@@ -74,6 +74,15 @@ def test_test_cfg_is_checked_when_the_model_is_built(tiny_backbone_cfg):
         build_segmentor(tiny_backbone_cfg, mode="slide", crop_size=(28, 28))
     with pytest.raises(ValueError, match="'whole' or 'slide'"):
         build_segmentor(tiny_backbone_cfg, mode="sliding")
+    # values too: a stride beyond the window, zero sizes, an empty batch
+    with pytest.raises(ValueError, match="larger than the window"):
+        build_segmentor(tiny_backbone_cfg, mode="slide", crop_size=28, stride=42)
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        build_segmentor(tiny_backbone_cfg, mode="slide", crop_size=28, stride=(0, 0))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        build_segmentor(tiny_backbone_cfg, batch_size=0)
+    single = build_segmentor(tiny_backbone_cfg, mode="slide", crop_size=28, stride=14, scales=1.5)
+    assert single.test_cfg["stride"] == (14, 14) and single.test_cfg["scales"] == (1.5,)
     # the window defaults to the training crop, the preprocessor's size
     model = MODELS.build(
         dict(
