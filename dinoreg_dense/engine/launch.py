@@ -102,6 +102,27 @@ def load_config(path: str, cfg_options: dict | None = None) -> Config:
     return cfg
 
 
+def latest_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint MMEngine's ``last_checkpoint`` file names, taken from ``work_dir`` itself.
+
+    The file holds an absolute path: in a work dir that was copied or moved it names the old
+    run's file. The same file name inside ``work_dir`` is used then.
+
+    Raises:
+        FileNotFoundError: the named checkpoint is neither where it says nor in ``work_dir``.
+    """
+    path = find_latest_checkpoint(work_dir)
+    if path is None:
+        return None
+    local = Path(work_dir) / Path(path).name
+    if local.is_file():
+        return str(local)
+    raise FileNotFoundError(
+        f"--resume: {Path(work_dir) / 'last_checkpoint'} names {path}, which is not in the work "
+        f"dir '{work_dir}'; pass the checkpoint to resume from as --resume <file>"
+    )
+
+
 def resolve_resume(cfg: Config, resume: str | None) -> bool:
     """Set ``cfg.resume`` / ``cfg.load_from`` for ``--resume [CKPT]``; False: nothing to train.
 
@@ -114,7 +135,7 @@ def resolve_resume(cfg: Config, resume: str | None) -> bool:
     """
     if resume is None:
         return True
-    path = find_latest_checkpoint(cfg.work_dir) if resume == "auto" else resume
+    path = latest_checkpoint(cfg.work_dir) if resume == "auto" else resume
     if path is None:
         print(
             f"WARNING: --resume: nothing to resume in work dir '{cfg.work_dir}' (no checkpoint "

@@ -68,3 +68,18 @@ def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, capsys):
     assert "already finished" in capsys.readouterr().out
     cfg.train_cfg.max_iters = 400
     assert resolve_resume(cfg, "auto") and cfg.resume and cfg.load_from == str(checkpoint)
+
+
+def test_resume_in_a_copied_work_dir_takes_its_own_checkpoint(tmp_path, capsys):
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+        torch.save({"meta": {"iter": 100}, "state_dict": {}}, folder / "iter_100.pth")
+        # MMEngine writes an absolute path; the copy still names the old run's file
+        (folder / "last_checkpoint").write_text(str(old / "iter_100.pth"))
+    cfg = load_config(CONFIG)
+    cfg.work_dir = str(new)
+    assert resolve_resume(cfg, "auto") and cfg.load_from == str(new / "iter_100.pth")
+    (new / "iter_100.pth").unlink()
+    with pytest.raises(FileNotFoundError, match="last_checkpoint names .*not in the work dir"):
+        resolve_resume(cfg, "auto")
