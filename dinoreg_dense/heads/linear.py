@@ -67,7 +67,8 @@ class LinearHead(BaseDenseHead):
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"LinearHead expects {self.in_channels} input channels but the selected backbone "
-                f"layers give {x.shape[1]}; set decode_head.in_channels={x.shape[1]}"
+                f"layers give {x.shape[1]}; set model.decode_head.in_channels={x.shape[1]} or "
+                "leave it unset to derive it from the backbone"
             )
         return self.conv_seg(self.dropout(self.bn(x)))
 
