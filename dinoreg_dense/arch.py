@@ -5,8 +5,9 @@ a :class:`ViTArch` and :class:`~dinoreg_dense.backbones.RegisterViT` is built fr
 depend on this file and neither on the other.
 """
 
+import types
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 NormKind = Literal["layernorm", "rmsnorm"]
 FFNKind = Literal["mlp", "swiglu"]
@@ -120,11 +121,7 @@ def resolve_arch(arch: str | ViTArch | dict[str, Any] | None, **overrides: Any) 
         base = ARCHS[arch]
     else:
         raise KeyError(f"unknown backbone arch {arch!r}; available: {', '.join(sorted(ARCHS))}")
-    overrides = _check_fields(overrides)
-    if "pos_embed_grid" in overrides:
-        grid = overrides["pos_embed_grid"]
-        overrides["pos_embed_grid"] = (grid, grid) if isinstance(grid, int) else tuple(grid)
-    return replace(base, **overrides)
+    return replace(base, **_check_fields(overrides))
 
 
 def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +130,39 @@ def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown backbone arguments {unknown}; valid: {sorted(known)}")
     values = dict(values)
-    if isinstance(values.get("pos_embed_grid"), list):
-        values["pos_embed_grid"] = tuple(values["pos_embed_grid"])
+    grid = values.get("pos_embed_grid")
+    if isinstance(grid, int | list):
+        values["pos_embed_grid"] = (grid, grid) if isinstance(grid, int) else tuple(grid)
+    types_ = {f.name: f.type for f in fields(ViTArch)}
+    for name, value in values.items():
+        if not _fits(value, types_[name]):
+            raise TypeError(
+                f"backbone argument {name}={value!r} is not of type {_describe(types_[name])}"
+            )
     return values
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` is of the field type ``annotation`` (bools are not ints here)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is type(None):
+        return value is None
+    if origin is Literal:
+        return value in args
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is tuple:
+        return len(value) == len(args) and all(map(_fits, value, args))
+    return True
+
+
+def _describe(annotation: Any) -> str:
+    if get_origin(annotation) is Literal:
+        return " or ".join(repr(a) for a in get_args(annotation))
+    return getattr(annotation, "__name__", str(annotation))

@@ -38,7 +38,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
     """``['depth=4', 'norm_layer=rmsnorm']`` -> ``{'depth': 4, 'norm_layer': 'rmsnorm'}``."""
     overrides = {}
     for pair in pairs:
-        field, _, value = pair.partition("=")
+        field, equals, value = pair.partition("=")
+        if not equals:
+            raise ValueError(f"--set {pair}: expected FIELD=VALUE, e.g. depth=12")
         try:
             overrides[field] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         pretrained = PretrainedFile(args.input)  # read once for the format, arch and weights
         print(f"detected: {pretrained.format_name}")
         model = RegisterViT(arch=args.arch, checkpoint=pretrained, **parse_overrides(args.set))
-    except (CheckpointError, FileNotFoundError, TypeError, KeyError) as error:
+    except (CheckpointError, FileNotFoundError, TypeError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         if isinstance(error, CheckpointError) and (args.arch or args.set):
             print(

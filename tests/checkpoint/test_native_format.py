@@ -96,6 +96,15 @@ def test_convert_tool_writes_a_file_that_loads_without_arch(tmp_path, kit, capsy
     assert "model.backbone.arch is --arch and its fields are --set" in capsys.readouterr().err
     assert main([str(official_path), str(out), "--set", "dept=12"]) == 1
     assert "did you mean 'depth'" in capsys.readouterr().err
+    # values are checked against the field types: nothing wrong is written into the metadata
+    for bad, expected in (
+        ("interpolate_antialias=no", "interpolate_antialias='no' is not of type bool"),
+        ("depth=four", "depth='four' is not of type int"),
+        ("ffn_layer=swigl", "'mlp' or 'swiglu'"),
+        ("depth", "expected FIELD=VALUE"),
+    ):
+        assert main([str(official_path), str(out), "--set", bad]) == 1, bad
+        assert expected in capsys.readouterr().err, bad
 
 
 def test_a_checkpoint_is_read_once_when_it_also_gives_the_architecture(tmp_path, kit, monkeypatch):
