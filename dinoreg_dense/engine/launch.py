@@ -207,7 +207,7 @@ def runner_config(args: argparse.Namespace) -> Config:
         args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
     )
     if args.data_root:
-        for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        for loader in LOADERS:
             if cfg.get(loader):
                 cfg[loader].dataset.data_root = args.data_root
     share_cpu(cfg, getattr(args, "threads", None), args.cfg_options)
