@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from dinoreg_dense.engine.launch import run_tool
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.visualization import save_feature_pca
 
@@ -76,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

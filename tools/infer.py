@@ -29,7 +29,12 @@ from tqdm import tqdm
 from dinoreg_dense.datasets import build_pipeline
 from dinoreg_dense.datasets.photos import UNREADABLE, list_photos, output_names, read_photo
 from dinoreg_dense.engine import check_state_dict_shapes, load_run_checkpoint
-from dinoreg_dense.engine.launch import add_threads_argument, apply_num_threads, load_config
+from dinoreg_dense.engine.launch import (
+    add_threads_argument,
+    apply_num_threads,
+    load_config,
+    run_tool,
+)
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import SegDataSample
 from dinoreg_dense.visualization import save_comparison
@@ -111,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

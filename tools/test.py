@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mmengine.dist import is_main_process
 
-from dinoreg_dense.engine.launch import add_runner_arguments, runner_config
+from dinoreg_dense.engine.launch import add_runner_arguments, run_tool, runner_config
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -39,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

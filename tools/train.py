@@ -9,7 +9,12 @@ import argparse
 
 import torch
 
-from dinoreg_dense.engine.launch import add_runner_arguments, resolve_resume, runner_config
+from dinoreg_dense.engine.launch import (
+    add_runner_arguments,
+    resolve_resume,
+    run_tool,
+    runner_config,
+)
 from dinoreg_dense.registry import RUNNERS
 
 
@@ -47,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -88,7 +88,8 @@ def find_dataset_root(
             f"dataset at '{root}' is incomplete. Expected this layout:\n{layout}\n{HELP}"
         )
     raise FileNotFoundError(
-        f"dataset not found at '{data_root}'. Expected this layout:\n{layout}\n{HELP}"
+        f"dataset not found at '{data_root}'{_absolute(data_root)}. Expected this layout:\n"
+        f"{layout}\n{HELP}"
     )
 
 
@@ -357,3 +358,8 @@ class BaseDenseDataset(Dataset):
             self._generator_pid = os.getpid()
         seed = int(torch.randint(2**62, (), generator=self._generator).item())
         seed_pipeline(self.pipeline, seed)
+
+
+def _absolute(path: Path) -> str:
+    """`` (= /abs/path)`` for a relative path, so a user sees where it was looked for."""
+    return "" if path.is_absolute() else f" (= {path.resolve()})"

@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -218,3 +219,24 @@ def runner_config(args: argparse.Namespace) -> Config:
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
     cfg.setdefault("runner_type", "DenseRunner")
     return cfg
+
+
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
+"""What the package raises for bad input (files, configs, checkpoints, data, diverging runs);
+each message names the file or key and the fix. ``CheckpointError`` is a ``ValueError``."""
+
+
+def run_tool(main: Callable[[], object]) -> None:
+    """Run a tool's ``main``; a bad-input error prints one ``error: ...`` line and exits 1.
+
+    The traceback of those errors tells a user nothing the message does not, and pushes the
+    message off the screen. ``DINOREG_TRACEBACK=1`` shows it (for bug reports).
+    """
+    try:
+        main()
+    except USER_ERRORS as err:
+        if os.environ.get("DINOREG_TRACEBACK") == "1":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        print("(DINOREG_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -174,3 +174,11 @@ def test_16_bit_label_with_more_than_255_classes(ade20k_root):
     with pytest.raises(ValueError, match=re.escape(f"'{label}' is a 16-bit image")) as error:
         ADE20KDataset(ade20k_root)[0]
     assert "up to 1000: a dataset with more than 255 classes is not supported" in str(error.value)
+
+
+def test_a_relative_data_root_is_shown_resolved(tmp_path, monkeypatch):
+    from dinoreg_dense.datasets import ADE20KDataset
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"'nowhere' \\(= {tmp_path / 'nowhere'}\\)"):
+        ADE20KDataset(data_root="nowhere")
