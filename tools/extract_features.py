@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from dinoreg_dense.checkpoint import CheckpointError
 from dinoreg_dense.engine.launch import run_tool
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.visualization import save_feature_pca
@@ -50,9 +51,13 @@ def main() -> None:
     args = parse_args()
     image = load_image(args.image)
     arch = None if args.arch == "auto" else args.arch
-    backbone = MODELS.build(
-        dict(type="RegisterViT", arch=arch, checkpoint=args.checkpoint, frozen=True)
-    )
+    try:
+        backbone = MODELS.build(
+            dict(type="RegisterViT", arch=arch, checkpoint=args.checkpoint, frozen=True)
+        )
+    except CheckpointError as err:
+        hint = "On this command line, model.backbone.arch is --arch (--arch auto reads the file)."
+        raise CheckpointError(f"{err}\n{hint}") from err
     if args.checkpoint is None:
         print("WARNING: no --checkpoint given, the backbone has RANDOM weights.")
     x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255.0

@@ -10,8 +10,9 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
+from ..checkpoint import CheckpointError
 from .cfg_options import check_cfg_options
-from .run_checkpoint import load_run_checkpoint
+from .run_checkpoint import RunCheckpointError, load_run_checkpoint
 
 
 def usable_cores() -> int:
@@ -221,9 +222,9 @@ def runner_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-USER_ERRORS = (ValueError, OSError, FloatingPointError)
+USER_ERRORS = (ValueError, OSError, FloatingPointError, CheckpointError, RunCheckpointError)
 """What the package raises for bad input (files, configs, checkpoints, data, diverging runs);
-each message names the file or key and the fix. ``CheckpointError`` is a ``ValueError``."""
+each message names the file or key and the fix."""
 
 
 def run_tool(main: Callable[[], object]) -> None:

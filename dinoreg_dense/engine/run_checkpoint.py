@@ -19,6 +19,11 @@ from torch import nn
 _HISTORY_KEY = "__history_buffer__"
 
 
+class RunCheckpointError(RuntimeError):
+    """A file given as a run checkpoint (``--resume``, ``load_from``, ``tools/test.py``) is not
+    one: truncated, not a PyTorch file, or holding other pickled objects."""
+
+
 def portable_message_hub(state: dict[str, Any]) -> dict[str, Any]:
     """MessageHub state dict with every ``HistoryBuffer`` replaced by a dict of plain lists."""
     scalars = {}
@@ -117,7 +122,7 @@ def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str
         head = f.read(HEAD_BYTES)
     problem = describe_non_checkpoint(head)
     if problem:
-        raise RuntimeError(
+        raise RunCheckpointError(
             f"{path} is not a PyTorch checkpoint ({problem}). tools/test.py, tools/infer.py and "
             "--resume need a run checkpoint written by tools/train.py (a .pth file: a zip archive "
             "whose first bytes are 'PK')."
@@ -126,12 +131,14 @@ def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str
         with torch.serialization.safe_globals(_numpy_globals()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt / unsafe files
-        raise RuntimeError(
+        raise RunCheckpointError(
             f"cannot load run checkpoint {path}: {err}. The file is truncated, corrupt or not a "
             "dinoreg-dense run checkpoint (backbone weights go in model.backbone.checkpoint)."
         ) from err
     if not isinstance(checkpoint, dict):
-        raise RuntimeError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
+        raise RunCheckpointError(
+            f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict"
+        )
     if "message_hub" in checkpoint:
         checkpoint["message_hub"] = restore_message_hub(checkpoint["message_hub"])
     return checkpoint
