@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = runner_config(args)  # also sets torch's threads and caps loader workers on CPU
-    if not resolve_resume(cfg, args.resume):
+    if not resolve_resume(cfg, args.resume, args.cfg_options):
         return
     if args.amp:
         if torch.cuda.is_available():

@@ -125,7 +125,7 @@ def latest_checkpoint(work_dir: str) -> str | None:
     )
 
 
-def resolve_resume(cfg: Config, resume: str | None) -> bool:
+def resolve_resume(cfg: Config, resume: str | None, cfg_options: dict | None = None) -> bool:
     """Set ``cfg.resume`` / ``cfg.load_from`` for ``--resume [CKPT]``; False: nothing to train.
 
     ``--resume`` alone takes the latest checkpoint of the work dir. Where there is none it says
@@ -159,6 +159,16 @@ def resolve_resume(cfg: Config, resume: str | None) -> bool:
         )
         return False
     print(f"Resuming from {path} (iteration {done} of {max_iters})")
+    overridden = [
+        k for k in cfg_options or {} if k.startswith(("optim_wrapper", "param_scheduler"))
+    ]
+    if overridden:
+        print(
+            f"WARNING: --resume restores the optimizer and learning-rate schedule of {path}, so "
+            f"{', '.join(overridden)} from --cfg-options will not apply; to restart from its "
+            "weights with new settings use --cfg-options load_from=<checkpoint> instead.",
+            file=sys.stderr,
+        )
     cfg.resume, cfg.load_from = True, path
     return True
 

@@ -68,6 +68,10 @@ def test_resume_of_a_finished_run_says_it_is_finished(tmp_path, capsys):
     assert "already finished" in capsys.readouterr().out
     cfg.train_cfg.max_iters = 400
     assert resolve_resume(cfg, "auto") and cfg.resume and cfg.load_from == str(checkpoint)
+    # an lr given with --resume would be replaced by the checkpoint's optimizer state: say so
+    assert "nothing to resume" not in capsys.readouterr().err
+    resolve_resume(cfg, "auto", {"optim_wrapper.optimizer.lr": 1e-4})
+    assert "optim_wrapper.optimizer.lr from --cfg-options will not apply" in capsys.readouterr().err
 
 
 def test_resume_in_a_copied_work_dir_takes_its_own_checkpoint(tmp_path, capsys):
