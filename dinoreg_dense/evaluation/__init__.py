@@ -1,5 +1,14 @@
 """Metrics run by MMEngine's Evaluator, with the pure functions behind them."""
 
+from .depth_metric import DEPTH_METRIC_NAMES, DepthMetric, depth_errors, depth_eval_mask
 from .iou_metric import IoUMetric, intersect_and_union, iou_from_histograms
 
-__all__ = ["IoUMetric", "intersect_and_union", "iou_from_histograms"]
+__all__ = [
+    "DEPTH_METRIC_NAMES",
+    "DepthMetric",
+    "IoUMetric",
+    "depth_errors",
+    "depth_eval_mask",
+    "intersect_and_union",
+    "iou_from_histograms",
+]
