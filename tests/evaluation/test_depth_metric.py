@@ -64,6 +64,13 @@ def test_scores_are_averaged_per_image_not_pooled_over_pixels():
     assert metrics["d1"] == pytest.approx(0.5)
 
 
+def test_delta_thresholds_are_strict():
+    # Ratios exactly 1.25 (5 / 4 and 4 / 5, exact in binary): not < 1.25, but < 1.25 ** 2.
+    pred, gt = torch.tensor([[5.0, 4.0]]), torch.tensor([[4.0, 5.0]])
+    metrics = evaluate(DepthMetric(max_depth=10), [sample(pred, gt)])
+    assert (metrics["d1"], metrics["d2"], metrics["d3"]) == (0, 1, 1)
+
+
 def test_ground_truth_outside_min_max_is_masked_and_predictions_clamped():
     # gt: 0.5 and 10 (== max_depth) and 12 are out for (1, 10); only gt 4 and 5 count.
     gt = torch.tensor([[0.5, 4.0, 5.0, 10.0, 12.0]])
@@ -128,7 +135,8 @@ def test_image_without_valid_pixels_is_skipped_and_logged():
     # Only full.png counts: every pixel off by a factor 2.
     assert metrics["abs_rel"] == pytest.approx(1.0)
     assert metrics["d1"] == 0
-    assert any("empty.png" in record.getMessage() for record in records)
+    warnings = [record for record in records if record.levelno == logging.WARNING]
+    assert any("empty.png" in record.getMessage() for record in warnings)
 
 
 def test_skip_counts_and_other_images_still_score():
