@@ -1,24 +1,41 @@
-"""Write the synthetic toy segmentation dataset in the ADE20K layout.
+"""Write a synthetic toy dataset: segmentation in the ADE20K layout, or depth in NYU's.
 
     python tools/make_toy_dataset.py data/toy --num-train 64 --num-val 16 --size 128 128
+    python tools/make_toy_dataset.py data/toy_nyu --layout nyu --size 96 128
 
-Then train on it with ``ADE20KDataset(data_root="data/toy", classes=TOY_CLASSES)``.
+Then train on it with ``ADE20KDataset(data_root="data/toy", classes=TOY_CLASSES)`` or
+``NYUDepthDataset(data_root="data/toy_nyu", split="train")``.
 """
 
 import argparse
 
 from dinoreg_dense.datasets.toy import TOY_CLASSES, make_toy_ade20k
+from dinoreg_dense.datasets.toy_depth import make_toy_nyu
+
+LAYOUTS = {
+    "ade20k": (
+        make_toy_ade20k,
+        (128, 128),
+        f"classes {TOY_CLASSES}: use ADE20KDataset(data_root='{{out}}', classes=TOY_CLASSES)",
+    ),
+    "nyu": (
+        make_toy_nyu,
+        (96, 128),
+        "depth in metres: use NYUDepthDataset(data_root='{out}', split='train' or 'test')",
+    ),
+}
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="output folder; ADEChallengeData2016/ is written inside")
-    parser.add_argument("--num-train", type=int, default=64, help="training images")
-    parser.add_argument("--num-val", type=int, default=16, help="validation images")
+    parser.add_argument("out", help="output folder")
     parser.add_argument(
-        "--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"), help="image size"
+        "--layout", choices=sorted(LAYOUTS), default="ade20k", help="segmentation or depth"
     )
+    parser.add_argument("--num-train", type=int, default=64, help="training images")
+    parser.add_argument("--num-val", type=int, default=16, help="validation / test images")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="image size")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     return parser.parse_args()
 
@@ -26,17 +43,16 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     """Write the dataset and print where it went."""
     args = parse_args()
-    dataset_dir = make_toy_ade20k(
+    make, default_size, usage = LAYOUTS[args.layout]
+    written = make(
         args.out,
         num_train=args.num_train,
         num_val=args.num_val,
-        image_size=tuple(args.size),
+        image_size=tuple(args.size or default_size),
         seed=args.seed,
     )
-    print(
-        f"wrote {args.num_train} training and {args.num_val} validation images to {dataset_dir}\n"
-        f"classes {TOY_CLASSES}: use ADE20KDataset(data_root='{args.out}', classes=TOY_CLASSES)"
-    )
+    print(f"wrote {args.num_train} training and {args.num_val} validation images to {written}")
+    print(usage.format(out=args.out))
 
 
 if __name__ == "__main__":

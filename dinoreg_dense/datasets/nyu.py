@@ -41,7 +41,8 @@ def find_nyu_root(data_root: str | Path, split_file: str) -> Path:
             f"dataset not found at '{data_root}'{resolved}. Expected this layout:\n{NYU_LAYOUT}\n"
             "See docs/datasets.md for where to download it. To try the code without it, write a "
             "small synthetic depth dataset in this layout with "
-            "`python tools/make_toy_depth_dataset.py OUT` (dinoreg_dense.datasets.make_toy_nyu)."
+            "`python tools/make_toy_dataset.py OUT --layout nyu` "
+            "(dinoreg_dense.datasets.make_toy_nyu)."
         )
     for root in (data_root, data_root / "nyu"):
         if (root / split_file).is_file():

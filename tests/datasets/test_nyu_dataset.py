@@ -201,9 +201,9 @@ def test_a_depth_map_of_another_size_is_named(block_root):
 
 
 def test_command_line_tool(tmp_path, monkeypatch, capsys):
-    argv = ["make_toy_depth_dataset.py", str(tmp_path / "cli"), "--num-train", "2"]
+    argv = ["make_toy_dataset.py", str(tmp_path / "cli"), "--layout", "nyu", "--num-train", "2"]
     monkeypatch.setattr(sys, "argv", argv + ["--num-val", "1", "--size", "24", "32"])
-    runpy.run_path(str(REPO / "tools" / "make_toy_depth_dataset.py"), run_name="__main__")
+    runpy.run_path(str(REPO / "tools" / "make_toy_dataset.py"), run_name="__main__")
     assert "NYUDepthDataset" in capsys.readouterr().out
     assert len(NYUDepthDataset(tmp_path / "cli", split="train")) == 2
     assert len(NYUDepthDataset(tmp_path / "cli", split="test")) == 1
