@@ -2,5 +2,12 @@
 
 from .base import BaseDenseHead, padded_input_size, upsample_to_input
 from .linear import LinearHead
+from .linear_depth import LinearDepthHead
 
-__all__ = ["BaseDenseHead", "LinearHead", "padded_input_size", "upsample_to_input"]
+__all__ = [
+    "BaseDenseHead",
+    "LinearDepthHead",
+    "LinearHead",
+    "padded_input_size",
+    "upsample_to_input",
+]

@@ -28,10 +28,11 @@ class BaseDenseHead(nn.Module):
     out_channels: int
 
     @classmethod
-    def in_channels_for(cls, cfg: dict, embed_dim: int) -> int:
-        """``in_channels`` of a head built from ``cfg`` on a backbone of width ``embed_dim``,
-        used by the task model when the config leaves ``in_channels`` unset: one map here."""
-        return embed_dim
+    def in_channels_for(cls, cfg: dict, backbone: nn.Module) -> int:
+        """``in_channels`` of a head built from ``cfg`` on ``backbone`` (its ``embed_dim``, its
+        cls token), used by the task model when the config leaves ``in_channels`` unset: one
+        map here."""
+        return backbone.embed_dim
 
     def forward(self, features: ViTFeatures) -> Any:
         """Backbone features -> the head's raw output (e.g. patch-grid logits)."""

@@ -53,10 +53,10 @@ class LinearHead(BaseDenseHead):
         self.loss_decode = MODELS.build(loss_decode)
 
     @classmethod
-    def in_channels_for(cls, cfg: dict, embed_dim: int) -> int:
+    def in_channels_for(cls, cfg: dict, backbone: nn.Module) -> int:
         """The concatenated width of the selected maps: ``embed_dim`` x their number."""
         in_index = cfg.get("in_index", -1)
-        return embed_dim * (1 if isinstance(in_index, int) else len(in_index))
+        return backbone.embed_dim * (1 if isinstance(in_index, int) else len(in_index))
 
     def forward(self, features: ViTFeatures) -> Tensor:
         """Selected (B, C_i, h, w) maps -> logits (B, num_classes, h, w) on the patch grid."""

@@ -77,7 +77,7 @@ class DenseModel(BaseModel):
         head_cls = MODELS.get(head["type"])
         if not hasattr(head_cls, "in_channels_for"):
             return head
-        return dict(head, in_channels=head_cls.in_channels_for(head, self.backbone.embed_dim))
+        return dict(head, in_channels=head_cls.in_channels_for(head, self.backbone))
 
     def _check_test_cfg(self, test_cfg: dict | None) -> dict[str, Any]:
         cfg = check_options(
