@@ -56,7 +56,7 @@ def main() -> None:
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = str(data_root)
     show_dir = work_dir / "overlays"
-    cfg.custom_hooks = [dict(type="SegPredictionWriterHook", show_dir=str(show_dir))]
+    cfg.custom_hooks = [dict(type="PredictionWriterHook", show_dir=str(show_dir))]
     print(f"[demo] toy dataset (ADE20K layout, 4 classes) written to {data_root}")
     print("[demo] backbone: tiny register ViT (patch 8, 4 blocks, width 96, 4 registers) with")
     print("[demo]   RANDOM weights: no pretrained checkpoint is used or downloaded")

@@ -31,7 +31,7 @@ def main() -> None:
     cfg.load_from, cfg.resume = args.checkpoint, False
     if args.out or args.show_dir:
         cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [
-            dict(type="SegPredictionWriterHook", out_dir=args.out, show_dir=args.show_dir)
+            dict(type="PredictionWriterHook", out_dir=args.out, show_dir=args.show_dir)
         ]
     metrics = RUNNERS.build(cfg).test()
     if is_main_process():

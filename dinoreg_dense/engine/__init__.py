@@ -3,7 +3,7 @@
 from .atomic_backend import AtomicLocalBackend, install_atomic_backend
 from .cpu_autocast import CPUAutocastOptimWrapper
 from .layer_decay import LayerDecayOptimWrapperConstructor, vit_layer_id
-from .prediction_writer import SegPredictionWriterHook
+from .prediction_writer import PredictionWriterHook
 from .progress import ProgressBarHook
 from .run_checkpoint import (
     check_state_dict_shapes,
@@ -19,7 +19,7 @@ __all__ = [
     "DenseRunner",
     "LayerDecayOptimWrapperConstructor",
     "ProgressBarHook",
-    "SegPredictionWriterHook",
+    "PredictionWriterHook",
     "check_state_dict_shapes",
     "install_atomic_backend",
     "load_run_checkpoint",

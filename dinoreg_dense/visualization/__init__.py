@@ -1,13 +1,16 @@
-"""Pictures of predictions and features: label overlays and PCA colourings of patch maps."""
+"""Pictures of predictions and features: label overlays, coloured depth, PCA of patch maps."""
 
+from .depth import colorize_depth, save_depth_comparison
 from .overlay import colorize_labels, overlay_segmentation, save_comparison
 from .pca import pca_rgb, principal_projections, save_feature_pca
 
 __all__ = [
+    "colorize_depth",
     "colorize_labels",
     "overlay_segmentation",
     "pca_rgb",
     "principal_projections",
     "save_comparison",
+    "save_depth_comparison",
     "save_feature_pca",
 ]
