@@ -116,6 +116,15 @@ def depth_errors(pred: Tensor, gt: Tensor) -> Tensor:
     )
 
 
+DEFAULT_RANGE = (1e-3, 10.0)
+"""(min, max) depth in metres when neither the config nor the dataset gives one (NYU's)."""
+
+
+def _check_range(min_depth: float, max_depth: float) -> None:
+    if not 0 < min_depth < max_depth:
+        raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
+
+
 @METRICS.register_module()
 class DepthMetric(BaseMetric):
     """Monocular depth metric: d1, d2, d3, abs_rel, sq_rel, rmse, rmse_log, log10, silog.
@@ -136,8 +145,10 @@ class DepthMetric(BaseMetric):
     ``min_depth=1e-3, max_depth=80, crop='garg'``.
 
     Args:
-        min_depth: metres, lower bound of valid ground truth and of predictions.
-        max_depth: metres, upper bound of valid ground truth and of predictions.
+        min_depth: metres, lower bound of valid ground truth and of predictions; ``None``: the
+            dataset's ``metainfo['min_depth']`` when it has one (``NYUDepthDataset`` does),
+            else 1e-3.
+        max_depth: metres, upper bound likewise; ``None``: ``metainfo['max_depth']``, else 10.
         crop: ``None``, ``'eigen'`` or ``'garg'``.
         collect_device: ``'cpu'`` or ``'gpu'``, where ranks gather their results.
         prefix: prepended to the metric names as ``'{prefix}/abs_rel'``.
@@ -150,21 +161,39 @@ class DepthMetric(BaseMetric):
 
     def __init__(
         self,
-        min_depth: float = 1e-3,
-        max_depth: float = 10.0,
+        min_depth: float | None = None,
+        max_depth: float | None = None,
         crop: str | None = None,
         collect_device: str = "cpu",
         prefix: str | None = None,
         collect_dir: str | None = None,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
-        if not 0 < min_depth < max_depth:
-            raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
+        _check_range(
+            DEFAULT_RANGE[0] if min_depth is None else min_depth,
+            DEFAULT_RANGE[1] if max_depth is None else max_depth,
+        )
         if crop is not None and crop not in SUPPORTED_CROPS:
             raise ValueError(f"unknown crop {crop!r}; choose None or one of {SUPPORTED_CROPS}")
-        self.min_depth = min_depth
-        self.max_depth = max_depth
+        self._given_range = (min_depth, max_depth)
         self.crop = crop
+
+    @property
+    def min_depth(self) -> float:
+        """Lower bound in metres: given, else the dataset's, else 1e-3."""
+        return self._bound(0)
+
+    @property
+    def max_depth(self) -> float:
+        """Upper bound in metres: given, else the dataset's, else 10."""
+        return self._bound(1)
+
+    def _bound(self, index: int) -> float:
+        given = self._given_range[index]
+        if given is not None:
+            return given
+        key = ("min_depth", "max_depth")[index]
+        return float((self.dataset_meta or {}).get(key, DEFAULT_RANGE[index]))
 
     def process(self, data_batch: Any, data_samples: Sequence[Mapping[str, Any]]) -> None:
         """Append one (9,) float64 score vector per image (``None`` if skipped) to ``results``.

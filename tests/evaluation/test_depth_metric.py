@@ -175,3 +175,15 @@ def test_builds_from_config():
     metric = METRICS.build(dict(type="DepthMetric", min_depth=1e-3, max_depth=80, crop="garg"))
     assert isinstance(metric, DepthMetric)
     assert (metric.min_depth, metric.max_depth, metric.crop) == (1e-3, 80, "garg")
+
+
+def test_depth_range_comes_from_the_dataset_unless_given():
+    from dinoreg_dense.evaluation import DepthMetric
+
+    metric = DepthMetric()
+    assert (metric.min_depth, metric.max_depth) == (1e-3, 10.0)
+    metric.dataset_meta = dict(min_depth=0.5, max_depth=80.0)  # what the runner sets
+    assert (metric.min_depth, metric.max_depth) == (0.5, 80.0)
+    given = DepthMetric(max_depth=20.0)
+    given.dataset_meta = dict(min_depth=0.5, max_depth=80.0)
+    assert (given.min_depth, given.max_depth) == (0.5, 20.0)

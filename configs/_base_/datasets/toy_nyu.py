@@ -24,5 +24,5 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(type="DepthMetric", min_depth=1e-3, max_depth=10.0)
+val_evaluator = dict(type="DepthMetric")  # the depth range comes from the dataset
 test_evaluator = val_evaluator
