@@ -1,16 +1,18 @@
-"""Write a synthetic toy dataset: segmentation in the ADE20K layout, or depth in NYU's.
+"""Write a synthetic toy dataset: segmentation in the ADE20K layout, or depth in NYU's or KITTI's.
 
     python tools/make_toy_dataset.py data/toy --num-train 64 --num-val 16 --size 128 128
     python tools/make_toy_dataset.py data/toy_nyu --layout nyu --size 96 128
+    python tools/make_toy_dataset.py data/toy_kitti --layout kitti --size 120 400
 
 Then train on it with ``ADE20KDataset(data_root="data/toy", classes=TOY_CLASSES)`` or
-``NYUDepthDataset(data_root="data/toy_nyu", split="train")``.
+``NYUDepthDataset(data_root="data/toy_nyu", split="train")`` or
+``KITTIDepthDataset(data_root="data/toy_kitti", split="train", kb_crop_size=None)``.
 """
 
 import argparse
 
 from dinoreg_dense.datasets.toy import TOY_CLASSES, make_toy_ade20k
-from dinoreg_dense.datasets.toy_depth import make_toy_nyu
+from dinoreg_dense.datasets.toy_depth import make_toy_kitti, make_toy_nyu
 
 LAYOUTS = {
     "ade20k": (
@@ -23,6 +25,12 @@ LAYOUTS = {
         (96, 128),
         "depth in metres: use NYUDepthDataset(data_root='{out}', split='train' or 'test')",
     ),
+    "kitti": (
+        make_toy_kitti,
+        (120, 400),
+        "sparse depth in metres: use KITTIDepthDataset(data_root='{out}', split='train' or "
+        "'test', kb_crop_size=None); the 352x1216 benchmark crop needs frames at least that big",
+    ),
 }
 
 
@@ -31,7 +39,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="output folder")
     parser.add_argument(
-        "--layout", choices=sorted(LAYOUTS), default="ade20k", help="segmentation or depth"
+        "--layout",
+        choices=sorted(LAYOUTS),
+        default="ade20k",
+        help="segmentation (ade20k) or depth (nyu, kitti)",
     )
     parser.add_argument("--num-train", type=int, default=64, help="training images")
     parser.add_argument("--num-val", type=int, default=16, help="validation / test images")

@@ -1,5 +1,5 @@
-"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, NYU Depth v2, toy ADE20K and NYU), their
-task-free base and albumentations pipelines.
+"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, NYU Depth v2, KITTI; toy ADE20K, NYU and
+KITTI), their task-free base and albumentations pipelines.
 
 Importing this package registers the datasets in ``DATASETS`` and our transforms in
 ``TRANSFORMS``; any albumentations transform is also usable by class name in a pipeline config.
@@ -10,12 +10,13 @@ from dinoreg_dense.structures import IGNORE_INDEX
 from .ade20k import ADE20K_CLASSES, ADE20KDataset
 from .base import BaseDenseDataset
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesDataset
+from .kitti import KITTIDepthDataset
 from .nyu import NYUDepthDataset
 from .palette import voc_colormap
-from .photometric import PhotoMetricDistortion
+from .photometric import GammaBrightnessColorAug, PhotoMetricDistortion
 from .seg_base import BaseSegDataset
 from .toy import TOY_CLASSES, make_toy_ade20k
-from .toy_depth import make_toy_nyu
+from .toy_depth import make_toy_kitti, make_toy_nyu
 from .transforms import (
     RandomCropCatMax,
     RandomResize,
@@ -35,7 +36,9 @@ __all__ = [
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_PALETTE",
     "CityscapesDataset",
+    "GammaBrightnessColorAug",
     "IGNORE_INDEX",
+    "KITTIDepthDataset",
     "NYUDepthDataset",
     "PhotoMetricDistortion",
     "RandomCropCatMax",
@@ -47,6 +50,7 @@ __all__ = [
     "build_pipeline",
     "build_transform",
     "make_toy_ade20k",
+    "make_toy_kitti",
     "make_toy_nyu",
     "rescaled_size",
     "seed_pipeline",

@@ -218,6 +218,7 @@ class BaseDenseDataset(Dataset):
         image = read_rgb_image(record["img_path"])
         annotations = self.load_annotations(record)
         self.check_annotations(record, image.shape[:2], annotations)
+        image, annotations = self.prepare_sample(record, image, annotations)
         ori_shape = (int(image.shape[0]), int(image.shape[1]))
         self._seed_pipeline_from_torch()
         if self.test_mode:
@@ -235,6 +236,25 @@ class BaseDenseDataset(Dataset):
             flip=any(name == "HorizontalFlip" for name, _ in out["applied_transforms"]),
         )
         return self.pack(image, annotations, metainfo)
+
+    def prepare_sample(
+        self, record: dict[str, Any], image: np.ndarray, annotations: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A fixed, dataset-defined change of the checked image and annotations (default: none).
+
+        Runs in both modes, after :meth:`check_annotations` and before the pipeline, so its
+        output is the sample's ``ori_shape`` and the ground truth the metric sees, e.g. KITTI's
+        benchmark crop of image and depth alike.
+
+        Args:
+            record: the sample's record.
+            image: (H, W, 3) uint8 RGB as decoded.
+            annotations: ``load_annotations``' result, checked against ``image``.
+
+        Returns:
+            (image, annotations), unchanged here.
+        """
+        return image, annotations
 
     def check_annotations(
         self, record: dict[str, Any], image_shape: tuple[int, int], annotations: dict

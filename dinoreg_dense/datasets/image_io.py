@@ -1,4 +1,4 @@
-"""Decoding of images and label maps, with errors that name the offending file."""
+"""Decoding of images, label maps and depth maps, with errors that name the offending file."""
 
 from pathlib import Path
 
@@ -88,3 +88,38 @@ def wide_label_message(path: Path, mode: str, max_value: int) -> str:
         f"{head} Its values go up to {max_value}: a dataset with more than 255 classes is not "
         "supported (or this is not a class-id map, e.g. a depth or instance-id map)."
     )
+
+
+def read_depth_png(path: Path, depth_scale: float) -> np.ndarray:
+    """Decode a 16-bit depth PNG into metres.
+
+    Args:
+        path: depth file, integer units of ``1 / depth_scale`` metres (NYU: millimetres, 1000;
+            KITTI: 1/256 m, 256).
+        depth_scale: stored units per metre.
+
+    Returns:
+        (H, W) float32 metres, 0 where the file has 0 (no measurement).
+
+    Raises:
+        OSError: the file is truncated or not an image; names it.
+        ValueError: the file is not a single-channel 16-bit (or 32-bit integer) image, e.g. an
+            8-bit or RGB visualisation; names it and the expected units.
+    """
+    try:
+        with Image.open(path) as depth:
+            mode = depth.mode
+            values = np.asarray(depth) if mode in WIDE_INTEGER_MODES else None
+    except OSError as err:
+        raise OSError(
+            f"cannot read depth map '{path}': {err}. The file is corrupt, truncated or not an "
+            "image; re-extract it from the dataset archive."
+        ) from err
+    if values is None:
+        raise ValueError(
+            f"depth map '{path}' is a PIL mode '{mode}' image; depth maps are single-channel "
+            f"16-bit PNGs holding metres x {depth_scale:g} (0 = no measurement; NYU: millimetres, "
+            "KITTI: metres x 256). An 8-bit or colour file is a visualisation, not the depth: "
+            "use the 16-bit depth PNGs of the dataset."
+        )
+    return (values.astype(np.float32) / depth_scale).astype(np.float32)

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
 from dinoreg_dense.registry import DATASETS
 
 from .base import BaseDenseDataset, check_pairs_exist
-from .image_io import WIDE_INTEGER_MODES
+from .image_io import read_depth_png
 
 NYU_SPLITS = {"train": "nyu_train.txt", "test": "nyu_test.txt"}
 NYU_MAX_DEPTH = 10.0
@@ -54,15 +53,27 @@ def find_nyu_root(data_root: str | Path, split_file: str) -> Path:
     )
 
 
-def read_split_file(path: Path, root: Path) -> list[tuple[Path, Path]]:
-    """(image, depth map) per line of a BTS-style split file, relative to ``root``.
+def read_split_file(
+    path: Path, image_root: Path, depth_root: Path | None = None
+) -> list[tuple[Path, Path | None]]:
+    """(image, depth map) per line of a BTS-style split file (``<rgb> <depth> <focal>``).
 
-    A leading ``/`` (as in BTS's and the toolbox's lists) is relative to ``root`` too; the focal
-    length column is not needed (all NYU images share the camera) and ignored.
+    A leading ``/`` (as in BTS's and the toolbox's lists) is relative to the roots too; the focal
+    length column is not needed and ignored.
+
+    Args:
+        path: the split file.
+        image_root: the folder the image paths are relative to.
+        depth_root: the folder the depth paths are relative to; ``image_root`` if None.
+
+    Returns:
+        One (image, depth) pair per non-empty line; depth is None where the line says ``None``
+        (KITTI's Eigen test list has images without ground truth).
 
     Raises:
         ValueError: a line has fewer than two paths, or the file lists no sample; names the file.
     """
+    depth_root = image_root if depth_root is None else depth_root
     pairs = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
@@ -73,43 +84,12 @@ def read_split_file(path: Path, root: Path) -> list[tuple[Path, Path]]:
                 f"line {number} of split file '{path}' is '{line}'; expected "
                 "'<rgb path> <depth path> <focal>'"
             )
-        pairs.append(tuple(root / field.lstrip("/") for field in fields[:2]))
+        image, depth = fields[:2]
+        depth_path = None if depth == "None" else depth_root / depth.lstrip("/")
+        pairs.append((image_root / image.lstrip("/"), depth_path))
     if not pairs:
         raise ValueError(f"split file '{path}' is empty: the split has no images.")
     return pairs
-
-
-def read_depth_png(path: Path, depth_scale: float) -> np.ndarray:
-    """Decode a 16-bit depth PNG into metres.
-
-    Args:
-        path: depth file, integer units of ``1 / depth_scale`` metres (NYU: millimetres).
-        depth_scale: stored units per metre.
-
-    Returns:
-        (H, W) float32 metres, 0 where the file has 0 (no measurement).
-
-    Raises:
-        OSError: the file is truncated or not an image; names it.
-        ValueError: the file is not a single-channel 16-bit (or 32-bit integer) image, e.g. an
-            8-bit or RGB visualisation; names it.
-    """
-    try:
-        with Image.open(path) as depth:
-            mode = depth.mode
-            values = np.asarray(depth) if mode in WIDE_INTEGER_MODES else None
-    except OSError as err:
-        raise OSError(
-            f"cannot read depth map '{path}': {err}. The file is corrupt, truncated or not an "
-            "image; re-extract it from the dataset archive."
-        ) from err
-    if values is None:
-        raise ValueError(
-            f"depth map '{path}' is a PIL mode '{mode}' image; NYU depth maps are single-channel "
-            "16-bit PNGs in millimetres (0 = no measurement). An 8-bit or colour file is a "
-            "visualisation, not the depth: use the sync_depth_*.png files of the dataset."
-        )
-    return (values.astype(np.float32) / depth_scale).astype(np.float32)
 
 
 @DATASETS.register_module()
@@ -150,6 +130,13 @@ class NYUDepthDataset(BaseDenseDataset):
             raise ValueError(f"depth_scale must be positive (units per metre), got {depth_scale}")
         root = find_nyu_root(data_root, NYU_SPLITS[split])
         pairs = read_split_file(root / NYU_SPLITS[split], root)
+        without_depth = [str(image) for image, depth in pairs if depth is None]
+        if without_depth:
+            raise ValueError(
+                f"split file '{root / NYU_SPLITS[split]}' gives no depth map ('None') for "
+                f"{len(without_depth)} images, e.g. '{without_depth[0]}'; every NYU image "
+                "needs one"
+            )
         check_pairs_exist(pairs)
         self.depth_scale = float(depth_scale)
         super().__init__(

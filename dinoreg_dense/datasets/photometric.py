@@ -1,4 +1,5 @@
-"""mmseg's ``PhotoMetricDistortion`` as an albumentations image-only transform."""
+"""Image-only colour augmentations: mmseg's ``PhotoMetricDistortion`` and the depth recipes'
+gamma / brightness / per-channel colour change (BTS, Monocular-Depth-Estimation-Toolbox)."""
 
 from typing import Any
 
@@ -87,3 +88,70 @@ class PhotoMetricDistortion(A.ImageOnlyTransform):
         if contrast is not None and not contrast_first:
             img = _affine(img, alpha=contrast)
         return img
+
+
+@TRANSFORMS.register_module()
+class GammaBrightnessColorAug(A.ImageOnlyTransform):
+    """The depth recipes' colour augmentation: gamma, then brightness, then per-channel gain.
+
+    ``out = clip(s * (img / s) ** gamma * brightness * colour[c], 0, 255)`` with
+    ``gamma ~ U(gamma_range)``, ``brightness ~ U(brightness_range)`` and one
+    ``colour[c] ~ U(color_range)`` per RGB channel, applied with probability ``p``. It touches the
+    image only: depth and other targets pass through unchanged.
+
+    The NYU recipe of DINOv2 and the toolbox is ``gamma_range=(0.9, 1.1)``,
+    ``brightness_range=(0.75, 1.25)``, ``color_range=(0.9, 1.1)``, ``p=0.5``; KITTI's uses
+    ``brightness_range=(0.9, 1.1)``. BTS applies the gamma to intensities in [0, 1]
+    (``intensity_scale=255``, the default). The toolbox's ``ColorAug`` (and so DINOv2's copied
+    config) applies it to raw 0-255 values (``intensity_scale=1``), where a gamma of 1.1 maps
+    128 to 208 and saturates everything above 154: a much stronger brightness change.
+
+    Args:
+        gamma_range: (min, max) gamma.
+        brightness_range: (min, max) factor for all channels.
+        color_range: (min, max) factor drawn per channel.
+        intensity_scale: the intensity that the gamma leaves unchanged, in 0-255 units.
+        p: probability of applying the transform.
+
+    Source: BTS ``augment_image`` (Lee et al. 2019); toolbox ``depth/datasets/pipelines``.
+    """
+
+    def __init__(
+        self,
+        gamma_range: tuple[float, float] = (0.9, 1.1),
+        brightness_range: tuple[float, float] = (0.9, 1.1),
+        color_range: tuple[float, float] = (0.9, 1.1),
+        intensity_scale: float = 255.0,
+        p: float = 0.5,
+    ) -> None:
+        super().__init__(p=p)
+        for name, (low, high) in (
+            ("gamma_range", gamma_range),
+            ("brightness_range", brightness_range),
+            ("color_range", color_range),
+        ):
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be 0 < min <= max, got {(low, high)}")
+        if intensity_scale <= 0:
+            raise ValueError(f"intensity_scale must be positive, got {intensity_scale}")
+        self.gamma_range = tuple(gamma_range)
+        self.brightness_range = tuple(brightness_range)
+        self.color_range = tuple(color_range)
+        self.intensity_scale = float(intensity_scale)
+
+    def get_params(self) -> dict[str, Any]:
+        """Draw ``gamma``, ``brightness`` and the (3,) per-channel ``colour`` gains."""
+        rng = self.py_random
+        return {
+            "gamma": rng.uniform(*self.gamma_range),
+            "brightness": rng.uniform(*self.brightness_range),
+            "colour": np.array([rng.uniform(*self.color_range) for _ in range(3)], np.float32),
+        }
+
+    def apply(
+        self, img: np.ndarray, gamma: float, brightness: float, colour: np.ndarray, **params: Any
+    ) -> np.ndarray:
+        """Change an (H, W, 3) uint8 RGB image; returns the same shape and dtype (rounded)."""
+        scale = self.intensity_scale
+        out = scale * (img.astype(np.float32) / scale) ** gamma * (brightness * colour)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,11 +1,15 @@
-"""A small synthetic depth dataset written in the exact NYU Depth v2 layout (see ``nyu.py``).
+"""Small synthetic depth datasets written in the exact NYU Depth v2 and KITTI Eigen layouts (see
+``nyu.py`` and ``kitti.py``).
 
 Each scene is ray-cast through a pinhole camera with NYU's focal length (scaled to the image
 width): a floor that tilts a little, a back wall 4-9.5 m away and a sphere 1.5-4 m away in front.
 Surfaces are textured with photos from scikit-image (astronaut, chelsea, coffee) and darkened
 with distance, so depth can be learnt from the image. Depth is the z coordinate in metres, as in
 NYU, stored as 16-bit PNG millimetres; a few pixels are 0 (no measurement), like the Kinect's
-holes: a shadow band beside the sphere's silhouette and small random blobs.
+holes: a shadow band beside the sphere's silhouette and small random blobs. The KITTI variant scales
+the same scenes to 7.5-75 m and keeps depth only where a lidar would see it (``lidar_mask``):
+every third row below the top 30 % of the image, with random drop-outs, about 14 % of the pixels,
+stored as 16-bit PNG metres x 256.
 """
 
 from functools import cache
@@ -16,6 +20,7 @@ import numpy as np
 from PIL import Image
 from skimage import data as skimage_data
 
+from .kitti import KITTI_DEPTH_DIR, KITTI_IMAGE_DIR, KITTI_SPLITS
 from .nyu import NYU_SPLITS
 
 NYU_FOCAL = 518.8579
@@ -28,6 +33,17 @@ JPEG_QUALITY = 95
 SHADOW_WIDTH = 2
 DISCONTINUITY = 0.3
 """Metres between neighbouring pixels that make a silhouette edge."""
+KITTI_FOCAL = 721.5377
+"""Pixels, for KITTI's 1242-pixel-wide frames (2011_09_26 calibration, as in BTS's lists)."""
+KITTI_WIDTH = 1242
+KITTI_SCENE_SCALE = 7.5
+"""The toy scenes (1-10 m) scaled to a street's 7.5-75 m, inside KITTI's 80 m cap."""
+LIDAR_SKY_SHARE = 0.3
+LIDAR_ROW_STEP = 3
+LIDAR_DROPOUT = 0.4
+KITTI_DATE = "2011_09_26"
+KITTI_DRIVES = {"train": 1, "test": 1001}
+"""First toy drive number per split: the splits never share a drive, as in the Eigen split."""
 
 
 @cache
@@ -194,4 +210,69 @@ def make_toy_nyu(
             Image.fromarray(millimetres).save(root / sync_depth)
             lines.append(f"{rgb} {sync_depth} {focal:.4f}\n")
         (root / NYU_SPLITS[split]).write_text("".join(lines))
+    return root
+
+
+def lidar_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """(H, W) bool: where a toy lidar measures depth; most pixels are False.
+
+    No return from the top ``LIDAR_SKY_SHARE`` of the rows (sky), one scan line every
+    ``LIDAR_ROW_STEP`` rows below, and ``LIDAR_DROPOUT`` of those points lost at random.
+    """
+    mask = np.zeros((height, width), bool)
+    first = int(np.ceil(LIDAR_SKY_SHARE * height))
+    mask[first::LIDAR_ROW_STEP] = True
+    return mask & (rng.random((height, width)) >= LIDAR_DROPOUT)
+
+
+def make_toy_kitti(
+    root: str | Path,
+    num_train: int = 64,
+    num_val: int = 16,
+    image_size: tuple[int, int] = (120, 400),
+    seed: int = 0,
+) -> Path:
+    """Write a toy depth dataset under ``root`` in the KITTI Eigen layout of BTS / the toolbox.
+
+    ``kitti_eigen_{train,test}.txt``, RGB PNGs under ``input/<date>/<drive>/image_02/data/`` and
+    sparse depth under ``gt_depth/<drive>/proj_depth/groundtruth/image_02/``. Like the real Eigen
+    test list, the test list ends with one image whose depth is ``None`` (written, but without
+    ground truth). Read it with ``KITTIDepthDataset(data_root=root, split="train",
+    kb_crop_size=None)`` (or a crop no larger than ``image_size``; the real 352x1216 crop needs
+    frames of at least that size). Sample i of a split uses ``toy_depth_rng(seed, split, i)``.
+
+    Args:
+        root: output folder (created if needed; existing toy files are overwritten).
+        num_train: images listed with depth in ``kitti_eigen_train.txt``, ``FRAMES_PER_SCENE``
+            per drive.
+        num_val: images listed with depth in ``kitti_eigen_test.txt`` (plus one without).
+        image_size: (H, W) of every image.
+        seed: random seed.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    root = Path(root).expanduser()
+    height, width = image_size
+    focal = KITTI_FOCAL * width / KITTI_WIDTH
+    for split, count in (("train", num_train), ("test", num_val)):
+        lines = []
+        for index in range(count + (split == "test" and count > 0)):
+            drive = f"{KITTI_DATE}_drive_{KITTI_DRIVES[split] + index // FRAMES_PER_SCENE:04d}_sync"
+            frame = f"{index:010d}.png"
+            rgb = f"{KITTI_DATE}/{drive}/image_02/data/{frame}"
+            rng = toy_depth_rng(seed, split, index)
+            image, depth = make_toy_depth_sample(rng, height, width)
+            (root / KITTI_IMAGE_DIR / rgb).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / KITTI_IMAGE_DIR / rgb)
+            if index == count:  # the extra test image: no ground truth, as in the Eigen list
+                lines.append(f"{rgb} None {focal:.4f}\n")
+                continue
+            depth = np.where(lidar_mask(rng, height, width), depth * KITTI_SCENE_SCALE, 0.0)
+            gt = f"{drive}/proj_depth/groundtruth/image_02/{frame}"
+            (root / KITTI_DEPTH_DIR / gt).parent.mkdir(parents=True, exist_ok=True)
+            scaled = np.round(depth.astype(np.float64) * 256).astype(np.uint16)
+            Image.fromarray(scaled).save(root / KITTI_DEPTH_DIR / gt)
+            lines.append(f"{rgb} {gt} {focal:.4f}\n")
+        (root / KITTI_SPLITS[split]).write_text("".join(lines))
     return root
