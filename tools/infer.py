@@ -1,18 +1,22 @@
-"""Segment your own photos with a trained checkpoint.
+"""Segment your own photos, or predict their depth, with a trained checkpoint.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR]
         [--cfg-options model.test_cfg.flip=True ...] [--threads N]
 
-INPUT is an image file or a folder (searched recursively for .jpg/.jpeg/.png/.bmp/.webp). For each
-photo it writes ``<name>_pred.png`` (class index per pixel) and ``<name>_overlay.png`` in DIR,
-in the photo's folder relative to its INPUT folder: ``photos/trip/cat.jpg`` -> ``DIR/trip/cat_*``.
-``<name>`` is the stem (``cat``); photos whose outputs would share a name keep their extension
-(``cat.jpg_*``, ``cat.png_*``), and ``_2``, ``_3``... is added while names still clash (the same
-relative path under two INPUT folders). Photos are first turned upright by their EXIF
-orientation, as a photo viewer shows them, so predictions and overlays are upright; datasets, in
-contrast, use the stored pixels, which their label maps are aligned with. Unreadable files are
-skipped with a warning; the exit status is non-zero only when no photo could be read. Files named
-``*_pred.png`` or ``*_overlay.png`` inside DIR are outputs of earlier runs, not photos.
+INPUT is an image file or a folder (searched recursively for .jpg/.jpeg/.png/.bmp/.webp). The
+config's model decides what is written for each photo, in DIR:
+  segmentation  ``<name>_pred.png``: class index per pixel (uint8); ``<name>_overlay.png``.
+  depth         ``<name>_depth.png``: depth in millimetres (uint16 PNG, NYU's convention; 0 = no
+                prediction; it holds at most 65.535 m, farther depths are stored as 65535), and
+                ``<name>_depth_color.png``: the photo next to its coloured depth, key in metres.
+Outputs go in the photo's folder relative to its INPUT folder: ``photos/trip/cat.jpg`` ->
+``DIR/trip/cat_*``. ``<name>`` is the stem (``cat``); photos whose outputs would share a name keep
+their extension (``cat.jpg_*``, ``cat.png_*``), and ``_2``, ``_3``... is added while names still
+clash (the same relative path under two INPUT folders). Photos are first turned upright by their
+EXIF orientation, as a photo viewer shows them, so predictions and pictures are upright; datasets,
+in contrast, use the stored pixels, which their label maps are aligned with. Unreadable files are
+skipped with a warning; the exit status is non-zero only when no photo could be read. Files in DIR
+ending in one of the suffixes above are outputs of earlier runs, not photos.
 """
 
 import argparse
@@ -23,12 +27,22 @@ import numpy as np
 import torch
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
-from PIL import Image
 from tqdm import tqdm
 
 from dinoreg_dense.datasets import build_pipeline
-from dinoreg_dense.datasets.photos import UNREADABLE, list_photos, output_names, read_photo
-from dinoreg_dense.engine import check_state_dict_shapes, load_run_checkpoint
+from dinoreg_dense.datasets.photos import (
+    OUTPUT_SUFFIXES,
+    UNREADABLE,
+    list_photos,
+    output_names,
+    read_photo,
+)
+from dinoreg_dense.engine import (
+    check_state_dict_shapes,
+    depth_range_of,
+    load_run_checkpoint,
+    save_prediction,
+)
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
     apply_num_threads,
@@ -36,8 +50,7 @@ from dinoreg_dense.engine.launch import (
     run_tool,
 )
 from dinoreg_dense.registry import MODELS
-from dinoreg_dense.structures import SegDataSample
-from dinoreg_dense.visualization import save_comparison
+from dinoreg_dense.structures import DenseDataSample
 
 
 def parse_args() -> argparse.Namespace:
@@ -81,7 +94,7 @@ def main() -> None:
     names = output_names([relative for _, relative in photos])
     jobs = [(path, name) for (path, _), name in zip(photos, names, strict=True)]
     skipped = []
-    for path, name in tqdm(jobs, desc="segmenting", unit="img"):
+    for path, name in tqdm(jobs, desc="predicting", unit="img"):
         try:
             image = read_photo(path)
         except UNREADABLE as err:
@@ -89,23 +102,22 @@ def main() -> None:
             skipped.append(path)
             continue
         resized = pipeline(image=image)["image"]
-        sample = SegDataSample(metainfo=dict(img_path=str(path), ori_shape=image.shape[:2]))
+        sample = DenseDataSample(metainfo=dict(img_path=str(path), ori_shape=image.shape[:2]))
         tensor = torch.from_numpy(np.array(resized)).permute(2, 0, 1)
-        batch = dict(inputs=[tensor], data_samples=[sample])
         with torch.inference_mode():
-            pred = model.test_step(batch)[0].pred_sem_seg.numpy().astype(np.uint8)
+            pred = model.test_step(dict(inputs=[tensor], data_samples=[sample]))[0]
         target = out_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pred).save(target.with_name(f"{target.name}_pred.png"))
-        save_comparison(
-            target.with_name(f"{target.name}_overlay.png"),
-            image,
+        raw, picture = next(v for k, v in OUTPUT_SUFFIXES.items() if k in pred)
+        save_prediction(
             pred,
-            palette=meta.get("palette"),
-            class_names=meta.get("classes"),
+            target.with_name(target.name + raw),
+            target.with_name(target.name + picture),
+            image,
+            dataset_meta=meta,
+            depth_range=depth_range_of(model),
         )
     written = len(photos) - len(skipped)
-    report = f"wrote {written} predictions and overlays to {out_dir}"
+    report = f"wrote {written} predictions and pictures to {out_dir}"
     if skipped:
         report += f"; skipped {len(skipped)} unreadable file(s) (see the warnings above)"
     if not written:

@@ -11,14 +11,18 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-OUTPUT_SUFFIXES = ("_pred.png", "_overlay.png")
+OUTPUT_SUFFIXES = {
+    "pred_sem_seg": ("_pred.png", "_overlay.png"),
+    "pred_depth_map": ("_depth.png", "_depth_color.png"),
+}
+"""Prediction key of the data sample -> suffixes of (raw prediction, picture) written per photo."""
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 """What PIL raises for files that are not images, truncated ones and broken EXIF data."""
 
 
 def is_output(path: Path, out_dir: Path) -> bool:
-    """Whether ``path`` is a prediction or overlay written by this tool into ``out_dir``."""
-    written = path.name.endswith(OUTPUT_SUFFIXES)
+    """Whether ``path`` is a prediction or picture written by this tool into ``out_dir``."""
+    written = path.name.endswith(sum(OUTPUT_SUFFIXES.values(), ()))
     return written and Path(out_dir).resolve() in path.resolve().parents
 
 

@@ -1,5 +1,5 @@
 """tools/infer.py on a folder of user photos: no output lost, unreadable files skipped, EXIF
-orientation applied."""
+orientation applied; depth models write 16-bit millimetre PNGs and coloured pictures."""
 
 import importlib.util
 import sys
@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 from dinoreg_dense.datasets import photos
 from dinoreg_dense.engine.launch import load_config
 from dinoreg_dense.registry import MODELS
+from dinoreg_dense.structures import DenseDataSample
 
 from ..integration.conftest import REPO, write_config
 
@@ -51,6 +52,17 @@ def config_and_checkpoint(tmp_path_factory) -> tuple[str, str]:
     return str(config), str(checkpoint)
 
 
+@pytest.fixture(scope="module")
+def depth_config_and_checkpoint(tmp_path_factory) -> tuple[str, str]:
+    """The toy depth config and a run checkpoint of its (untrained, seeded) model."""
+    config = str(REPO / "configs" / "toy_depth_linear_vittiny.py")
+    torch.manual_seed(0)
+    model = MODELS.build(load_config(config).model)
+    checkpoint = tmp_path_factory.mktemp("depth_model") / "run.pth"
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta={})), checkpoint)
+    return config, str(checkpoint)
+
+
 def run_infer(monkeypatch, config_and_checkpoint, *args: str) -> None:
     monkeypatch.setattr(sys, "argv", ["infer.py", *config_and_checkpoint, *args])
     infer.main()
@@ -79,7 +91,7 @@ def test_photos_sharing_a_stem_all_get_outputs_in_their_folders(
         name.replace("_pred", "_overlay") for name in written
     ]
     printed = capsys.readouterr()
-    assert f"wrote 4 predictions and overlays to {out}" in printed.out
+    assert f"wrote 4 predictions and pictures to {out}" in printed.out
     assert "skipped 1 unreadable file" in printed.out
     assert f"skipping '{photos / 'notes' / 'broken.jpg'}'" in printed.err
     assert "dataset archive" not in printed.err
@@ -107,6 +119,8 @@ def test_earlier_outputs_inside_an_input_folder_are_not_inputs(tmp_path, out_dir
     save_photo(tmp_path / "dog_pred.png", (8, 8))  # a photo, as it is not in the output folder
     save_photo(tmp_path / out_dir / "cat_overlay.png", (8, 8))
     save_photo(tmp_path / out_dir / "sub" / "cat_pred.png", (8, 8))
+    save_photo(tmp_path / out_dir / "cat_depth.png", (8, 8))
+    save_photo(tmp_path / out_dir / "sub" / "cat_depth_color.png", (8, 8))
     listed = photos.list_photos([str(tmp_path)], tmp_path / out_dir)
     expected = ["cat.jpg"] + (["dog_pred.png"] if out_dir != "." else [])
     assert sorted(str(relative) for _, relative in listed) == expected
@@ -155,3 +169,50 @@ def test_exif_orientation_is_applied_to_predictions_and_overlays(
         np.array_equal(picture[top : top + 48, :32], upright)
         for top in range(picture.shape[0] - 48 + 1)
     )
+
+
+def test_depth_configs_write_millimetre_pngs_equal_to_the_models_depth(
+    tmp_path, monkeypatch, capsys, depth_config_and_checkpoint
+):
+    sizes = {"wide.jpg": (70, 38), "tall.png": (30, 52)}  # (width, height), not the crop size
+    for index, (name, size) in enumerate(sizes.items()):
+        save_photo(tmp_path / "photos" / name, size, seed=index)
+    out = tmp_path / "photos" / "out"  # inside the input folder: outputs must not be re-read
+
+    for _ in range(2):
+        run_infer(
+            monkeypatch,
+            depth_config_and_checkpoint,
+            str(tmp_path / "photos"),
+            "--out-dir",
+            str(out),
+        )
+        assert "wrote 2 predictions and pictures" in capsys.readouterr().out
+
+    config, checkpoint = depth_config_and_checkpoint
+    model = MODELS.build(load_config(config).model)
+    model.load_state_dict(torch.load(checkpoint)["state_dict"])
+    model.eval()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tall_depth.png",
+        "tall_depth_color.png",
+        "wide_depth.png",
+        "wide_depth_color.png",
+    ]
+    for name, (width, height) in sizes.items():
+        stem = Path(name).stem
+        with Image.open(out / f"{stem}_depth.png") as png:
+            assert png.mode.startswith("I;16") and png.size == (width, height)
+            millimetres = np.asarray(png).astype(np.int64)
+        image = np.array(Image.open(tmp_path / "photos" / name).convert("RGB"))
+        sample = DenseDataSample(metainfo=dict(ori_shape=(height, width)))
+        batch = dict(inputs=[torch.from_numpy(image).permute(2, 0, 1)], data_samples=[sample])
+        with torch.inference_mode():
+            depth = model.test_step(batch)[0].pred_depth_map.numpy()
+        expected = np.round(depth.astype(np.float64) * 1000)
+        assert np.array_equal(millimetres, expected)
+        assert millimetres.max() > 255 and np.unique(millimetres).size > 10  # 16 bits, a map
+        with Image.open(out / f"{stem}_depth_color.png") as picture:
+            picture.load()
+            assert picture.format == "PNG" and picture.mode in ("RGB", "RGBA")
+            assert picture.width >= 2 * width and picture.height > height  # photo | depth, key
