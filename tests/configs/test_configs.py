@@ -1,24 +1,33 @@
-"""Every experiment config builds, and its model runs a forward/backward at a small size."""
+"""Every experiment config builds, its model runs a forward/backward at a small size, and the depth
+configs' datasets build on toy data in their layout."""
 
 from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 
-from dinoreg_dense.datasets import build_pipeline
-from dinoreg_dense.registry import MODELS
+from dinoreg_dense.datasets import build_pipeline, make_toy_kitti, make_toy_nyu
+from dinoreg_dense.registry import DATASETS, METRICS, MODELS
 from tests.models.test_segmentor import make_batch
 
 CONFIGS = sorted(p for p in (Path(__file__).parents[2] / "configs").glob("*.py"))
 SEGMENTATION = [p for p in CONFIGS if Config.fromfile(p).model.type == "Segmentor"]
 DEPTH = [p for p in CONFIGS if Config.fromfile(p).model.type == "Depther"]
+DEPTH_PIECES = [Path(__file__).parents[2] / "configs" / "_base_" / "datasets" / "kitti.py"]
+TOY_LAYOUTS = {
+    "NYUDepthDataset": (make_toy_nyu, (480, 640)),
+    "KITTIDepthDataset": (make_toy_kitti, (375, 1242)),
+}
 
 
 def test_configs_exist():
     names = {p.stem for p in CONFIGS}
     assert {"ade20k_linear_vits_reg", "ade20k_ms_vits_reg", "voc2012_linear_vits_reg"} <= names
     assert len(SEGMENTATION) + len(DEPTH) == len(CONFIGS) and DEPTH
+    depth = {"nyu_linear_vits_reg", "nyu_linear4_vits_reg", "nyu_linear4_finetune_vits_reg"}
+    assert depth <= {p.stem for p in DEPTH}
 
 
 @pytest.mark.parametrize("path", SEGMENTATION, ids=lambda p: p.stem)
@@ -59,7 +68,8 @@ def test_depth_config_builds_and_trains_one_step(path):
     from dinoreg_dense.structures import DenseDataSample
 
     cfg = Config.fromfile(path)
-    cfg.model.backbone.update(embed_dim=32, depth=2, num_heads=2)
+    # 12 blocks: lin.4 reads blocks [2, 5, 8, 11] of a ViT-S / B
+    cfg.model.backbone.update(embed_dim=32, depth=12, num_heads=2)
     model = MODELS.build(cfg.model).train()
     # derived head width: 32 per map, doubled by the cls token joined to every patch
     assert model.decode_head.in_channels == 64 * len(cfg.model.decode_head.in_index)
@@ -78,3 +88,61 @@ def test_depth_config_builds_and_trains_one_step(path):
     assert head.min_depth <= depth.min() <= depth.max() <= head.max_depth
     for loader in ("train_dataloader", "val_dataloader"):
         build_pipeline(cfg[loader].dataset.pipeline)
+
+
+@pytest.fixture(scope="module")
+def toy_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One toy dataset per depth layout, at the real datasets' frame size."""
+    return {
+        name: make(tmp_path_factory.mktemp(name), num_train=1, num_val=1, image_size=size)
+        for name, (make, size) in TOY_LAYOUTS.items()
+    }
+
+
+@pytest.mark.parametrize("path", DEPTH + DEPTH_PIECES, ids=lambda p: p.stem)
+def test_depth_datasets_build_on_toy_data_and_give_one_range(path, toy_roots):
+    cfg = Config.fromfile(path)
+    samples = {}
+    for loader in ("train_dataloader", "val_dataloader"):
+        dataset_cfg = cfg[loader].dataset
+        dataset = DATASETS.build(dict(dataset_cfg, data_root=str(toy_roots[dataset_cfg.type])))
+        torch.manual_seed(0)
+        samples[loader] = dataset[0]["data_samples"]
+    crops = [t for t in cfg.train_pipeline if t["type"] in ("RandomCrop", "RandomCropCatMax")]
+    # one home for the crop: the piece's crop_size, passed to the model once
+    assert [(t["height"], t["width"]) for t in crops] in ([tuple(cfg.crop_size)], [])
+    if crops:
+        assert samples["train_dataloader"].img_shape == tuple(cfg.crop_size)
+    metric = METRICS.build(cfg.val_evaluator)
+    metric.dataset_meta = dataset.metainfo
+    gt_shape = tuple(samples["val_dataloader"].gt_depth_map.shape)
+    if cfg.val_evaluator.get("crop") == "eigen":
+        assert gt_shape == (480, 640)  # NYU is tested at full resolution
+    if cfg.val_evaluator.get("crop") == "garg":
+        assert gt_shape == (352, 1216) and metric.max_depth == 80.0  # KITTI: the KB crop
+    if "model" in cfg:
+        assert tuple(cfg.model.data_preprocessor.size) == tuple(cfg.crop_size)
+        head = cfg.model.decode_head
+        assert (head.min_depth, head.max_depth) == (metric.min_depth, metric.max_depth)
+
+
+@pytest.mark.parametrize("path", DEPTH, ids=lambda p: p.stem)
+def test_depth_optimizer_groups(path):
+    cfg = Config.fromfile(path)
+    cfg.model.backbone.update(embed_dim=32, depth=12, num_heads=2)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr = cfg.optim_wrapper.optimizer.lr
+    groups = {id(p): g for g in wrapper.optimizer.param_groups for p in g["params"]}
+    head = model.decode_head.conv_depth.weight
+    assert groups[id(head)]["lr"] == pytest.approx(lr)
+    block = model.backbone.blocks[11].attn.qkv.weight
+    if cfg.model.backbone.frozen:
+        assert id(block) not in groups  # a frozen backbone is left out of the optimizer
+        return
+    mult = cfg.optim_wrapper.paramwise_cfg.backbone_lr_mult
+    rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
+    assert (mult, rate) == (0.1, 0.9)
+    assert groups[id(block)]["lr"] == pytest.approx(lr * mult * rate)
+    patch = model.backbone.patch_embed.weight
+    assert groups[id(patch)]["lr"] == pytest.approx(lr * mult * rate**13)

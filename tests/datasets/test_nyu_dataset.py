@@ -189,7 +189,8 @@ def test_a_depth_map_that_is_not_16_bit_is_named(block_root, pixels):
     depth = block_root / "kitchen_0001a" / "sync_depth_00000.png"
     Image.fromarray(pixels).save(depth)
     dataset = NYUDepthDataset(block_root)
-    with pytest.raises(ValueError, match=rf"depth map '{depth}' is .*16-bit PNGs holding metres x 1000"):
+    message = rf"depth map '{depth}' is .*16-bit PNGs holding metres x 1000"
+    with pytest.raises(ValueError, match=message):
         dataset[0]
 
 
