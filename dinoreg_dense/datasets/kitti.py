@@ -105,8 +105,8 @@ class KITTIDepthDataset(BaseDenseDataset):
     Args:
         data_root: the folder with the split files, ``input/`` and ``gt_depth/`` (or its parent,
             holding it as ``kitti/``).
-        split: ``"train"`` (``kitti_eigen_train.txt``, 23,158 images in BTS's list with ground
-            truth) or ``"test"`` (``kitti_eigen_test.txt``).
+        split: ``"train"`` (``kitti_eigen_train.txt``) or ``"test"`` (``kitti_eigen_test.txt``,
+            697 lines of which 652 have ground truth).
         pipeline: transform configs (see ``dinoreg_dense.datasets.build_pipeline``).
         test_mode: transform the image only; ``gt_depth_map`` keeps its loaded size.
         depth_scale: stored units per metre; 256 for KITTI.
