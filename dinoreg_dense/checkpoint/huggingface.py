@@ -126,6 +126,7 @@ def convert_hf(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def hf_variant(state: Mapping[str, Tensor], config: Mapping[str, Any] | None) -> str:
     """``'dinov2_with_registers'``, ``'dinov2'`` or ``'vit'``: the config's ``model_type`` when
     there is a config, else guessed from the keys (registers; LayerScale)."""
+    config = backbone_config(config) if config is not None else None
     if config is not None and "model_type" in config:
         return str(config["model_type"])
     if "embeddings.register_tokens" in state:
@@ -136,7 +137,8 @@ def hf_variant(state: Mapping[str, Tensor], config: Mapping[str, Any] | None) ->
 
 
 def arch_from_hf_config(config: Mapping[str, Any]) -> ViTArch:
-    """The :class:`ViTArch` that reproduces an HF model from its ``config.json``.
+    """The :class:`ViTArch` that reproduces an HF model from its ``config.json`` (a depth
+    model's: from its ``backbone_config``).
 
     Position embeddings are resampled the way transformers does it: to the exact target size
     (offset 0), bicubic, antialiased only for ``dinov2_with_registers``.
@@ -144,6 +146,7 @@ def arch_from_hf_config(config: Mapping[str, Any]) -> ViTArch:
     Raises:
         ValueError: unsupported ``model_type`` or activation, or a key is missing.
     """
+    config = backbone_config(config)
     model_type = config.get("model_type")
     if model_type not in _HF_DEFAULTS:
         raise ValueError(
@@ -186,6 +189,13 @@ def arch_from_hf_config(config: Mapping[str, Any]) -> ViTArch:
         interpolate_antialias=model_type == "dinov2_with_registers",
         interpolate_offset=0.0,
     )
+
+
+def backbone_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The backbone's config of a task model's ``config.json`` (``DPTForDepthEstimation``,
+    ``DepthAnythingForDepthEstimation``: its ``backbone_config``), else the config itself."""
+    nested = config.get("backbone_config")
+    return nested if isinstance(nested, Mapping) else config
 
 
 def _pair(value: int | list[int] | tuple[int, int]) -> tuple[int, int]:

@@ -11,6 +11,9 @@ from ..registry import MODELS
 from ..structures import IGNORE_INDEX, DenseDataSample
 from .base import BaseDenseHead, padded_input_size, upsample_to_input
 
+# Every class-logit head's default loss: per-pixel cross-entropy ignoring the ignore label.
+DEFAULT_SEG_LOSS = dict(type="CrossEntropyLoss", ignore_index=IGNORE_INDEX)
+
 
 @MODELS.register_module()
 class LinearHead(BaseDenseHead):
@@ -49,8 +52,7 @@ class LinearHead(BaseDenseHead):
         self.conv_seg = nn.Conv2d(in_channels, num_classes, kernel_size=1)
         nn.init.normal_(self.conv_seg.weight, std=0.01)
         nn.init.zeros_(self.conv_seg.bias)
-        loss_decode = loss_decode or dict(type="CrossEntropyLoss", ignore_index=IGNORE_INDEX)
-        self.loss_decode = MODELS.build(loss_decode)
+        self.loss_decode = MODELS.build(loss_decode or DEFAULT_SEG_LOSS)
 
     @classmethod
     def in_channels_for(cls, cfg: dict, backbone: nn.Module) -> int:

@@ -8,6 +8,7 @@ weighted by the normalised scores. lin.1 takes the last layer, lin.4 four layers
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from ..backbones import ViTFeatures
 from ..registry import MODELS
 from ..structures import DenseDataSample
-from .base import BaseDenseHead, padded_input_size, upsample_to_input
+from .base import BaseDenseHead, build_losses, depth_losses, upsample_to_input
 
 
 @MODELS.register_module()
@@ -33,12 +34,19 @@ class LinearDepthHead(BaseDenseHead):
         upsample: factor applied to the patch maps before the classifier (DINOv2: 4).
         use_cls_token: join the cls token to every patch (when the backbone has one).
         norm_eps: constant added after the ReLU before normalising the scores (DINOv2: 0.1).
-        loss_decode: config of the loss (default ``SigLoss``, in metres).
+        use_bn: BatchNorm on the features first; DINOv2's released linear depth heads have none
+            (their ``BNHead`` leaves it commented out).
+        loss_decode: a loss config or a list of them (default ``SigLoss``, in metres).
+        checkpoint: head weights to load after building, e.g. DINOv2's
+            ``dinov2_vits14_nyu_linear4_head.pth`` (see :func:`read_head_weights`); those were
+            trained with bins up to 80 m whatever the dataset, so they need ``max_depth=80``.
 
     Outputs: ``forward`` gives depth (B, 1, upsample * h, upsample * w) in metres.
     """
 
     out_channels = 1
+    output_kind = "metric_depth"
+    derived_buffers = ("bins",)  # computed from the depth range, never read from a checkpoint
 
     def __init__(
         self,
@@ -50,7 +58,9 @@ class LinearDepthHead(BaseDenseHead):
         upsample: int = 4,
         use_cls_token: bool = True,
         norm_eps: float = 0.1,
-        loss_decode: dict | None = None,
+        use_bn: bool = True,
+        loss_decode: dict | Sequence[dict] | None = None,
+        checkpoint: str | Path | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= min_depth < max_depth:
@@ -61,10 +71,14 @@ class LinearDepthHead(BaseDenseHead):
         self.upsample = upsample
         self.use_cls_token = use_cls_token
         self.norm_eps = norm_eps
+        self.num_bins = num_bins
+        self.use_bn = use_bn
         self.register_buffer("bins", torch.linspace(min_depth, max_depth, num_bins))
-        self.bn = nn.BatchNorm2d(in_channels)
+        self.bn = nn.BatchNorm2d(in_channels) if use_bn else nn.Identity()
         self.conv_depth = nn.Conv2d(in_channels, num_bins, kernel_size=1)
-        self.loss_decode = MODELS.build(loss_decode or dict(type="SigLoss"))
+        self.loss_decode = build_losses(loss_decode, dict(type="SigLoss"))
+        if checkpoint is not None:
+            self.load_head_checkpoint(checkpoint)
 
     @classmethod
     def in_channels_for(cls, cfg: dict, backbone: nn.Module) -> int:
@@ -100,11 +114,7 @@ class LinearDepthHead(BaseDenseHead):
     ) -> dict[str, Tensor]:
         """``loss_decode`` of the depth upsampled to the padded input and cropped to the samples'
         ``gt_depth_map`` (B, H, W), metres, 0 = invalid."""
-        target = torch.stack([s.gt_depth_map for s in data_samples])
-        size = padded_input_size(features)
-        depth = F.interpolate(depth, size=size, mode="bilinear", align_corners=False)
-        depth = depth[..., : target.shape[-2], : target.shape[-1]]
-        return {self.loss_decode.loss_name: self.loss_decode(depth, target)}
+        return depth_losses(self.loss_decode, depth, features, data_samples)
 
     def predict_by_feat(
         self, depth: Tensor, features: ViTFeatures, batch_img_metas: Sequence[dict]
