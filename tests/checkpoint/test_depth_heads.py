@@ -23,6 +23,7 @@ from transformers import (
     DPTForDepthEstimation,
 )
 
+from dinoreg_dense.backbones import ViTFeatures
 from dinoreg_dense.checkpoint import CheckpointError, read_arch
 from dinoreg_dense.checkpoint.depth_heads import SUPPORTED_FORMATS, read_head_weights
 from dinoreg_dense.registry import MODELS
@@ -307,8 +308,22 @@ def test_dinov2_linear_head_files_load_into_linear_depth_head(tmp_path, layers):
             checkpoint=str(head_file),
         )
     )
-    torch.testing.assert_close(head.conv_depth.weight, conv[0])
-    torch.testing.assert_close(head.bins[-1], torch.tensor(80.0))
+    # DINOv2's BNHead by hand: x4 bilinear, cls joined, no BatchNorm, 1x1 conv, ReLU + 0.1,
+    # normalised, expected depth over 256 uniform bins in 1e-3..80 m.
+    maps = [torch.randn(1, dim, 3, 4) for _ in range(4)]
+    tokens = [torch.randn(1, dim) for _ in range(4)]
+    features = ViTFeatures(maps, tokens, [torch.zeros(1, 0, dim)] * 4, [2, 5, 8, 11], 14, (0, 0))
+    used = [maps[-1]] if layers == 1 else maps
+    used_tokens = [tokens[-1]] if layers == 1 else tokens
+    joined = []
+    for x, cls in zip(used, used_tokens, strict=True):
+        x = F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+        joined.append(torch.cat([x, cls[:, :, None, None].expand_as(x)], dim=1))
+    scores = F.relu(F.conv2d(torch.cat(joined, dim=1), *conv)) + 0.1
+    bins = torch.linspace(1e-3, 80.0, 256).view(1, -1, 1, 1)
+    expected = (scores / scores.sum(dim=1, keepdim=True) * bins).sum(dim=1, keepdim=True)
+    with torch.no_grad():
+        torch.testing.assert_close(head.eval()(features), expected)
     with pytest.raises(CheckpointError, match=r"max_depth=80.0 \(config: 10"):
         MODELS.build(
             dict(
