@@ -11,13 +11,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..backbones import ViTFeatures
 from ..registry import MODELS
 from ..structures import DenseDataSample
 from .base import BaseDenseHead, build_losses, depth_losses, upsample_to_input
+from .depth_bins import (
+    classify_then_upsample,
+    classify_then_upsample_is_faster,
+    classify_upsampled,
+    expected_depth,
+)
 
 
 @MODELS.register_module()
@@ -34,6 +39,10 @@ class LinearDepthHead(BaseDenseHead):
         upsample: factor applied to the patch maps before the classifier (DINOv2: 4).
         use_cls_token: join the cls token to every patch (when the backbone has one).
         norm_eps: constant added after the ReLU before normalising the scores (DINOv2: 0.1).
+        classify_before_upsample: apply BatchNorm and the classifier on the patch grid and
+            upsample the bin logits (:func:`~.depth_bins.classify_then_upsample`, the same
+            logits and gradients, 2x faster training steps on CPU); ``None`` (auto): on CPU
+            only (``classify_then_upsample_is_faster``), ``True`` / ``False``: always / never.
         use_bn: BatchNorm on the features first; DINOv2's released linear depth heads have none
             (their ``BNHead`` leaves it commented out).
         loss_decode: a loss config or a list of them (default ``SigLoss``, in metres).
@@ -58,6 +67,7 @@ class LinearDepthHead(BaseDenseHead):
         upsample: int = 4,
         use_cls_token: bool = True,
         norm_eps: float = 0.1,
+        classify_before_upsample: bool | None = None,
         use_bn: bool = True,
         loss_decode: dict | Sequence[dict] | None = None,
         checkpoint: str | Path | None = None,
@@ -71,6 +81,7 @@ class LinearDepthHead(BaseDenseHead):
         self.upsample = upsample
         self.use_cls_token = use_cls_token
         self.norm_eps = norm_eps
+        self.classify_before_upsample = classify_before_upsample
         self.num_bins = num_bins
         self.use_bn = use_bn
         self.register_buffer("bins", torch.linspace(min_depth, max_depth, num_bins))
@@ -90,24 +101,22 @@ class LinearDepthHead(BaseDenseHead):
 
     def forward(self, features: ViTFeatures) -> Tensor:
         """Selected (B, D, h, w) maps -> depth (B, 1, upsample * h, upsample * w), metres."""
-        maps = []
-        for i in self.in_index:
-            x = features.patch_maps[i]
-            if self.upsample != 1:
-                x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear")
-            if self.use_cls_token and features.cls_tokens is not None:
-                cls = features.cls_tokens[i][:, :, None, None].expand_as(x)
-                x = torch.cat([x, cls], dim=1)
-            maps.append(x)
-        x = torch.cat(maps, dim=1)
-        if x.shape[1] != self.in_channels:
+        patch_maps = [features.patch_maps[i] for i in self.in_index]
+        cls_tokens = None
+        if self.use_cls_token and features.cls_tokens is not None:
+            cls_tokens = [features.cls_tokens[i] for i in self.in_index]
+        channels = sum(m.shape[1] for m in patch_maps) * (1 if cls_tokens is None else 2)
+        if channels != self.in_channels:
             raise ValueError(
                 f"LinearDepthHead expects {self.in_channels} input channels but gets "
-                f"{x.shape[1]}; set model.decode_head.in_channels={x.shape[1]} or leave it unset"
+                f"{channels}; set model.decode_head.in_channels={channels} or leave it unset"
             )
-        scores = F.relu(self.conv_depth(self.bn(x))) + self.norm_eps
-        scores = scores / scores.sum(dim=1, keepdim=True)
-        return torch.einsum("bkhw,k->bhw", scores, self.bins)[:, None]
+        low_res = self.classify_before_upsample
+        if low_res is None:
+            low_res = classify_then_upsample_is_faster(patch_maps[0].device.type)
+        classify = classify_then_upsample if low_res else classify_upsampled
+        logits = classify(patch_maps, cls_tokens, self.bn, self.conv_depth, self.upsample)
+        return expected_depth(logits, self.bins, self.norm_eps)
 
     def loss_by_feat(
         self, depth: Tensor, features: ViTFeatures, data_samples: Sequence[DenseDataSample]
