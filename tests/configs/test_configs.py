@@ -32,7 +32,13 @@ def test_configs_exist():
     names = {p.stem for p in CONFIGS}
     assert {"ade20k_linear_vits_reg", "ade20k_ms_vits_reg", "voc2012_linear_vits_reg"} <= names
     assert len(SEGMENTATION) + len(DEPTH) + len(INFERENCE) == len(CONFIGS) and DEPTH
-    depth = {"nyu_linear_vits_reg", "nyu_linear4_vits_reg", "nyu_linear4_finetune_vits_reg"}
+    depth = {
+        "nyu_linear_vits_reg",
+        "nyu_linear4_vits_reg",
+        "nyu_linear4_finetune_vits_reg",
+        "nyu_dpt_vits_reg",
+        "kitti_dpt_vits_reg",
+    }
     assert depth <= {p.stem for p in DEPTH}
 
 
@@ -77,14 +83,18 @@ def test_depth_config_builds_and_trains_one_step(path):
     # 12 blocks: lin.4 reads blocks [2, 5, 8, 11] of a ViT-S / B
     cfg.model.backbone.update(embed_dim=32, depth=12, num_heads=2)
     model = MODELS.build(cfg.model).train()
-    # derived head width: 32 per map, doubled by the cls token joined to every patch
-    assert model.decode_head.in_channels == 64 * len(cfg.model.decode_head.in_index)
+    if cfg.model.decode_head.type == "LinearDepthHead":
+        # derived head width: 32 per map, doubled by the cls token joined to every patch
+        assert model.decode_head.in_channels == 64 * len(cfg.model.decode_head.in_index)
+    else:
+        assert model.decode_head.in_channels == 32
     images = [torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8) for _ in range(2)]
     samples = [DenseDataSample(gt_depth_map=torch.full((40, 50), 3.0)) for _ in range(2)]
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples), training=True)
     losses = model(**data, mode="loss")
     sum(losses.values()).backward()
-    assert model.decode_head.conv_depth.weight.grad.abs().sum() > 0
+    head_grads = [p.grad for p in model.decode_head.parameters() if p.requires_grad]
+    assert all(g is not None for g in head_grads) and head_grads[-1].abs().sum() > 0
     model.eval()
     with torch.no_grad():
         out = model.test_step(dict(inputs=images[:1], data_samples=None))
@@ -140,7 +150,7 @@ def test_depth_optimizer_groups(path):
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     lr = cfg.optim_wrapper.optimizer.lr
     groups = {id(p): g for g in wrapper.optimizer.param_groups for p in g["params"]}
-    head = model.decode_head.conv_depth.weight
+    head = next(model.decode_head.parameters())
     assert groups[id(head)]["lr"] == pytest.approx(lr)
     block = model.backbone.blocks[11].attn.qkv.weight
     if cfg.model.backbone.frozen:
