@@ -30,6 +30,9 @@ class DenseDataSample(BaseDataElement):
         seg_logits: (num_classes, H, W) float class probabilities at the original image size.
         gt_depth_map: (H, W) float32 depth in metres, :data:`INVALID_DEPTH` (0) = no measurement.
         pred_depth_map: (H, W) float32 predicted depth in metres at the original image size.
+        pred_disparity_map: (H, W) float32 relative inverse depth (larger = nearer, meaningful
+            up to scale and shift) of a relative model (Depth-Anything-V2's), at the original
+            image size; such a model sets this instead of ``pred_depth_map``.
         gt_instances: :class:`mmengine.structures.InstanceData` with ``labels`` (N,) int64,
             ``masks`` (N, H, W) bool and ``bboxes`` (N, 4) float32 pixel ``x0, y0, x1, y1``.
         pred_instances: the same plus ``scores`` (N,) float32, at the original image size.

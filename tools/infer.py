@@ -3,12 +3,19 @@
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] [--out-dir DIR]
         [--cfg-options model.test_cfg.flip=True ...] [--threads N]
 
+CHECKPOINT is a run checkpoint from tools/train.py, or released depth weights: a Depth-Anything-V2
+.pth or Hugging Face DPT / Depth Anything folder (configs/depth_anything_v2_vit*.py), or a DINOv2
+depth head .pth with model.backbone.checkpoint set (see docs/depth.md).
+
 INPUT is an image file or a folder (searched recursively for .jpg/.jpeg/.png/.bmp/.webp). The
 config's model decides what is written for each photo, in DIR:
   segmentation  ``<name>_pred.png``: class index per pixel (uint8); ``<name>_overlay.png``.
   depth         ``<name>_depth.png``: depth in millimetres (uint16 PNG, NYU's convention; 0 = no
                 prediction; it holds at most 65.535 m, farther depths are stored as 65535), and
                 ``<name>_depth_color.png``: the photo next to its coloured depth, key in metres.
+  relative      ``<name>_disparity.png``: relative inverse depth of Depth-Anything-V2's relative
+                models, stretched per image over 0..65535 (uint16; larger = nearer), and
+                ``<name>_disparity_color.png``.
 Outputs go in the photo's folder relative to its INPUT folder: ``photos/trip/cat.jpg`` ->
 ``DIR/trip/cat_*``. ``<name>`` is the stem (``cat``); photos whose outputs would share a name keep
 their extension (``cat.jpg_*``, ``cat.png_*``), and ``_2``, ``_3``... is added while names still
@@ -37,18 +44,14 @@ from dinoreg_dense.datasets.photos import (
     output_names,
     read_photo,
 )
-from dinoreg_dense.engine import (
-    check_state_dict_shapes,
-    depth_range_of,
-    load_run_checkpoint,
-    save_prediction,
-)
+from dinoreg_dense.engine import check_state_dict_shapes, depth_range_of, save_prediction
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
     apply_num_threads,
     load_config,
     run_tool,
 )
+from dinoreg_dense.engine.model_weights import resolve_checkpoint
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import DenseDataSample
 
@@ -58,7 +61,9 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("config")
-    parser.add_argument("checkpoint", help="checkpoint written by tools/train.py")
+    parser.add_argument(
+        "checkpoint", help="run checkpoint from tools/train.py, or released depth weights"
+    )
     parser.add_argument(
         "inputs", nargs="+", help="image files or folders; photos are turned upright by EXIF"
     )
@@ -80,17 +85,17 @@ def main() -> None:
         photos = list_photos(args.inputs, out_dir)
     except FileNotFoundError as err:
         raise SystemExit(f"error: {err}") from None
-    checkpoint = load_run_checkpoint(args.checkpoint)
-    model = MODELS.build(cfg.model)
-    state_dict = checkpoint.get("state_dict", checkpoint)  # a bare state dict is refused below
-    try:
+    checkpoint = resolve_checkpoint(cfg, args.checkpoint)
+    model = MODELS.build(cfg.model)  # released weights load here, strictly
+    if checkpoint is not None:
+        state_dict = checkpoint["state_dict"]
         check_state_dict_shapes(model, state_dict, args.checkpoint)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
-    model.load_state_dict(state_dict)
+        model.load_state_dict(state_dict)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    meta = checkpoint.get("meta", {}).get("dataset_meta") or {}
-    pipeline = build_pipeline(cfg.test_dataloader.dataset.pipeline)
+    meta = ((checkpoint or {}).get("meta") or {}).get("dataset_meta") or {}
+    # Inference-only configs (no dataloaders) give their resizing as test_pipeline.
+    test_data = cfg.get("test_dataloader")
+    pipeline = build_pipeline(test_data.dataset.pipeline if test_data else cfg.test_pipeline)
     names = output_names([relative for _, relative in photos])
     jobs = [(path, name) for (path, _), name in zip(photos, names, strict=True)]
     skipped = []

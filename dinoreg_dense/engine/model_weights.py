@@ -15,7 +15,7 @@ from typing import Any
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, detect_format
 from ..checkpoint.depth_heads import SUPPORTED_FORMATS, HeadWeights, read_head_weights
 from .run_checkpoint import RunCheckpointError, load_run_checkpoint
 
@@ -65,6 +65,17 @@ def resolve_checkpoint(cfg: Config, path: str | Path) -> dict[str, Any] | None:
     try:
         weights = read_head_weights(path)
     except CheckpointError as err:
+        try:
+            backbone_format = detect_format(path)
+        except CheckpointError:
+            backbone_format = None
+        if backbone_format is not None:
+            raise CheckpointError(
+                f"{path} holds backbone weights only ({backbone_format}), no trained head: "
+                "backbone weights go in model.backbone.checkpoint (--cfg-options "
+                f"model.backbone.checkpoint={path}); CHECKPOINT is a run checkpoint written by "
+                "tools/train.py or released depth weights"
+            ) from None
         raise CheckpointError(
             f"{err}. A run checkpoint written by tools/train.py (backbone.* and decode_head.* "
             "tensors) is accepted too."

@@ -47,18 +47,20 @@ def save_prediction(
     depth_range: tuple[float, float] | None = None,
     alpha: float = 0.5,
 ) -> None:
-    """Write one sample's prediction, depth if it has ``pred_depth_map``, else segmentation.
+    """Write one sample's prediction: depth, relative disparity or segmentation, whichever it has.
 
     Args:
-        sample: holds ``pred_sem_seg`` (H, W) or ``pred_depth_map`` (H, W) metres, and
-            optionally the matching ground truth (``gt_sem_seg`` / ``gt_depth_map``), which the
-            picture then shows as a third panel.
+        sample: holds ``pred_sem_seg`` (H, W), ``pred_depth_map`` (H, W) metres or
+            ``pred_disparity_map`` (H, W) relative, and optionally the matching ground truth
+            (``gt_sem_seg`` / ``gt_depth_map``), which the picture then shows as a third panel.
         raw_path: PNG of the class index per pixel (uint8; the dataset's own label convention is
-            not re-applied) or of the depth in millimetres (uint16, see
-            :func:`depth_to_millimetres`); skipped if None.
+            not re-applied), of the depth in millimetres (uint16, see
+            :func:`depth_to_millimetres`), or of the disparity scaled per image to 0..65535
+            (uint16, see :func:`disparity_to_uint16`); skipped if None.
         picture_path: PNG of image | prediction (| ground truth): class overlays with a legend
-            (needs ``dataset_meta`` ``palette``, optionally ``classes``), or depth coloured over
-            ``depth_range`` with a key in metres; skipped if None.
+            (needs ``dataset_meta`` ``palette``, optionally ``classes``), depth coloured over
+            ``depth_range`` with a key in metres, or disparity coloured over its own range;
+            skipped if None.
         image: (H, W, 3) uint8 RGB, needed for the picture.
         dataset_meta: the dataset's ``classes`` and ``palette`` (segmentation).
         depth_range: (min, max) metres of the colour map (depth), e.g. the head's range.
@@ -69,17 +71,25 @@ def save_prediction(
     """
     from ..visualization import save_comparison, save_depth_comparison
 
-    depth = "pred_depth_map" in sample
-    pred = (sample.pred_depth_map if depth else sample.pred_sem_seg).cpu().numpy()
+    if "pred_disparity_map" in sample:
+        kind, pred = "disparity", sample.pred_disparity_map.cpu().numpy()
+    elif "pred_depth_map" in sample:
+        kind, pred = "depth", sample.pred_depth_map.cpu().numpy()
+    else:
+        kind, pred = "seg", sample.pred_sem_seg.cpu().numpy()
     if raw_path is not None:
         Path(raw_path).parent.mkdir(parents=True, exist_ok=True)
-        raw = depth_to_millimetres(pred) if depth else pred.astype(np.uint8)
+        to_raw = dict(depth=depth_to_millimetres, disparity=disparity_to_uint16)
+        raw = to_raw[kind](pred) if kind in to_raw else pred.astype(np.uint8)
         Image.fromarray(raw).save(raw_path)
     if picture_path is None:
         return
-    if image is None or (depth and depth_range is None):
+    if image is None or (kind == "depth" and depth_range is None):
         raise ValueError("a picture of the prediction needs the image (and, for depth, a range)")
-    if depth:
+    if kind == "disparity":
+        low, high = float(pred.min()), float(pred.max())
+        save_depth_comparison(picture_path, image, pred, low, max(high, low + 1e-6), unit="")
+    elif kind == "depth":
         gt = sample.gt_depth_map.cpu().numpy() if "gt_depth_map" in sample else None
         save_depth_comparison(picture_path, image, pred, *depth_range, gt=gt)
     else:
@@ -94,6 +104,22 @@ def save_prediction(
             class_names=meta.get("classes"),
             alpha=alpha,
         )
+
+
+def disparity_to_uint16(disparity: np.ndarray) -> np.ndarray:
+    """(H, W) relative disparity -> (H, W) uint16, its own min..max mapped to 0..65535.
+
+    A relative model's output has no unit (it is defined up to scale and shift), so each image is
+    stretched over the full range, as Depth-Anything-V2's ``run.py`` normalises its outputs per
+    image; larger = nearer. Non-finite values become 0.
+    """
+    disparity = np.asarray(disparity, dtype=np.float64)
+    finite = np.isfinite(disparity)
+    if not finite.any():
+        return np.zeros(disparity.shape, np.uint16)
+    low, high = disparity[finite].min(), disparity[finite].max()
+    scaled = (np.where(finite, disparity, low) - low) / max(high - low, 1e-12)
+    return np.where(finite, np.round(scaled * UINT16_MAX), 0).astype(np.uint16)
 
 
 @HOOKS.register_module()

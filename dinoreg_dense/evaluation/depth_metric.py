@@ -209,6 +209,12 @@ class DepthMetric(BaseMetric):
         """
         for sample in data_samples:
             img_path = sample.get("img_path", "<no img_path>")
+            if "pred_depth_map" not in sample and "pred_disparity_map" in sample:
+                raise ValueError(
+                    f"{img_path}: the model predicts relative disparity (Depth-Anything-V2's "
+                    "relative models), not depth in metres; DepthMetric scores metric depth "
+                    "only: evaluate a metric model (output_kind='metric_depth')"
+                )
             pred, gt = sample["pred_depth_map"], sample["gt_depth_map"]
             if pred.shape != gt.shape or gt.dim() != 2:
                 raise ValueError(

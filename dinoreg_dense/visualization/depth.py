@@ -37,9 +37,10 @@ def save_depth_comparison(
     min_depth: float,
     max_depth: float,
     gt: np.ndarray | Tensor | None = None,
+    unit: str = "m",
 ) -> None:
     """Write image | predicted depth | ground-truth depth (if given) as one PNG, with a key of
-    ``KEY_STEPS`` depths in metres below the panels.
+    ``KEY_STEPS`` depths in metres (``unit``; empty for relative values) below the panels.
 
     Args:
         path: PNG file; missing folders are created.
@@ -54,5 +55,7 @@ def save_depth_comparison(
         titles.append("ground truth")
     steps = np.linspace(min_depth, max_depth, KEY_STEPS)
     colours = colorize_depth(steps[None], min_depth, max_depth)[0]
-    legend = [(f"{d:.1f} m", colour) for d, colour in zip(steps, colours, strict=True)]
+    legend = [
+        (f"{d:.1f} {unit}".rstrip(), colour) for d, colour in zip(steps, colours, strict=True)
+    ]
     render_panels(path, panels, titles, legend=legend)

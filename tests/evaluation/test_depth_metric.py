@@ -187,3 +187,11 @@ def test_depth_range_comes_from_the_dataset_unless_given():
     given = DepthMetric(max_depth=20.0)
     given.dataset_meta = dict(min_depth=0.5, max_depth=80.0)
     assert (given.min_depth, given.max_depth) == (0.5, 20.0)
+
+
+def test_relative_disparity_is_refused_not_scored_as_metres():
+    sample = DenseDataSample(gt_depth_map=torch.full((2, 2), 2.0))
+    sample.pred_disparity_map = torch.full((2, 2), 0.5)
+    sample.set_metainfo(dict(img_path="room.png"))
+    with pytest.raises(ValueError, match=r"room.png: the model predicts relative disparity"):
+        DepthMetric().process({}, [sample.to_dict()])

@@ -126,14 +126,18 @@ def test_same_loss_names_are_summed_with_their_weights():
     torch.testing.assert_close(both, 1.5 * one)
 
 
-def test_relative_disparity_is_not_clamped_but_metric_depth_is():
+def test_relative_disparity_is_not_clamped_nor_called_depth_but_metric_depth_is():
     image = torch.randint(0, 256, (3, 28, 42), dtype=torch.uint8)
-    for kind, expected in (("relative_disparity", 50.0), ("metric_depth", 10.0)):
+    for kind, field, expected in (
+        ("relative_disparity", "pred_disparity_map", 50.0),
+        ("metric_depth", "pred_depth_map", 10.0),
+    ):
         model = build_depther(output_kind=kind, max_depth=10.0).eval()
         model.decode_head.predict = lambda features, metas: torch.full((1, 1, 28, 42), 50.0)
         with torch.no_grad():
-            out = model.test_step(dict(inputs=[image], data_samples=None))
-        assert out[0].pred_depth_map.max() == expected, kind
+            out = model.test_step(dict(inputs=[image], data_samples=None))[0]
+        assert out.get(field).max() == expected, kind
+        assert set(out.keys()) & {"pred_depth_map", "pred_disparity_map"} == {field}
 
 
 def test_metric_output_is_sigmoid_times_max_depth_and_dinov2_adds_min_depth():

@@ -5,11 +5,13 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
 
+from dinoreg_dense.checkpoint import CheckpointError
 from dinoreg_dense.datasets import photos
 from dinoreg_dense.engine.launch import load_config
 from dinoreg_dense.registry import MODELS
@@ -141,7 +143,7 @@ def test_backbone_weights_instead_of_a_run_checkpoint_are_refused_with_the_fix(
     weights = tmp_path / "dinov2_backbone.pth"
     torch.save(backbone.state_dict(), weights)  # what a user downloads: a bare state dict
     save_photo(tmp_path / "cat.jpg", (8, 8))
-    with pytest.raises(SystemExit, match="backbone weights go in model.backbone.checkpoint"):
+    with pytest.raises(CheckpointError, match="backbone weights go in model.backbone.checkpoint"):
         run_infer(monkeypatch, (config, str(weights)), str(tmp_path / "cat.jpg"))
 
 
@@ -216,3 +218,43 @@ def test_depth_configs_write_millimetre_pngs_equal_to_the_models_depth(
             picture.load()
             assert picture.format == "PNG" and picture.mode in ("RGB", "RGBA")
             assert picture.width >= 2 * width and picture.height > height  # photo | depth, key
+
+
+def test_released_depth_anything_file_gives_relative_disparity_pictures(tmp_path, monkeypatch):
+    from tests.engine.test_model_weights import small_depth_anything_cfg
+    from tests.heads.test_dpt_configs import to_released_names
+
+    cfg = small_depth_anything_cfg()
+    torch.manual_seed(0)
+    source = MODELS.build(cfg.model).eval()
+    weights = tmp_path / "depth_anything_v2_vits.pth"
+    torch.save(to_released_names(source), weights)
+    save_photo(tmp_path / "photos" / "room.jpg", (60, 40))
+    out = tmp_path / "out"
+    run_infer(
+        monkeypatch,
+        (str(REPO / "configs" / "depth_anything_v2_vits.py"), str(weights)),
+        str(tmp_path / "photos"),
+        "--out-dir",
+        str(out),
+        "--cfg-options",
+        "model.backbone.depth=4",
+        "model.backbone.out_indices=[0,1,2,3]",
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "room_disparity.png",
+        "room_disparity_color.png",
+    ]
+    with Image.open(out / "room_disparity.png") as png:
+        assert png.mode == "I;16" and png.size == (60, 40)
+        stored = np.asarray(png).astype(np.int64)
+    # The model's own prediction at the config's input size (short side 518), stretched per image.
+    photo = photos.read_photo(tmp_path / "photos" / "room.jpg")
+    resized = cv2.resize(photo, (777, 518), interpolation=cv2.INTER_CUBIC)
+    sample = DenseDataSample(metainfo=dict(ori_shape=photo.shape[:2]))
+    batch = dict(inputs=[torch.from_numpy(resized.copy()).permute(2, 0, 1)], data_samples=[sample])
+    with torch.no_grad():
+        disparity = source.test_step(batch)[0].pred_disparity_map.numpy().astype(np.float64)
+    expected = (disparity - disparity.min()) / (disparity.max() - disparity.min()) * 65535
+    assert stored.min() == 0 and stored.max() == 65535
+    assert np.abs(stored - expected).max() <= 0.5 + 1e-3 * 65535

@@ -28,3 +28,8 @@ model = dict(
     ),
     test_cfg=dict(mode="whole"),
 )
+# Depth-Anything-V2's input: the short side resized to 518 px (bicubic), as its run.py does. It then
+# rounds both sides to a multiple of 14 by resizing; here the backbone pads to the multiple
+# instead, so the aspect ratio is kept exactly (tools/infer.py reads this when the config has no
+# dataloaders).
+test_pipeline = [dict(type="SmallestMaxSize", max_size=518, interpolation=2)]  # 2: cv2.INTER_CUBIC
