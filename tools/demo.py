@@ -8,8 +8,8 @@ Segmentation: it writes the synthetic toy dataset (ADE20K layout), evaluates the
 trains a linear head on a tiny, randomly initialised register ViT (no pretrained weights exist on
 this machine), evaluates again, and saves image | prediction | ground-truth overlays.
 Depth: the same on synthetic NYU-layout scenes (depth in metres) with DINOv2's linear depth head,
-scored by abs_rel and d1 (the share of pixels within 1.25x of the truth), and saves image |
-predicted depth | ground-truth depth pictures coloured with a key in metres.
+scored by abs_rel, d1 (the share of pixels within 1.25x of the truth) and rmse (metres), and saves
+image | predicted depth | ground-truth depth pictures coloured with a key in metres.
 """
 
 import argparse
