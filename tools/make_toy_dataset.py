@@ -1,18 +1,29 @@
-"""Write a synthetic toy dataset: segmentation in the ADE20K layout, or depth in NYU's or KITTI's.
+"""Write a synthetic toy dataset: segmentation in the ADE20K layout, depth in NYU's or KITTI's, or
+object boxes in Pascal VOC's (object discovery).
 
     python tools/make_toy_dataset.py data/toy --num-train 64 --num-val 16 --size 128 128
     python tools/make_toy_dataset.py data/toy_nyu --layout nyu --size 96 128
     python tools/make_toy_dataset.py data/toy_kitti --layout kitti --size 120 400
+    python tools/make_toy_dataset.py data/toy_voc_boxes --layout voc-boxes --num-train 12
 
 Then train on it with ``ADE20KDataset(data_root="data/toy", classes=TOY_CLASSES)`` or
 ``NYUDepthDataset(data_root="data/toy_nyu", split="train")`` or
-``KITTIDepthDataset(data_root="data/toy_kitti", split="train", kb_crop_size=None)``.
+``KITTIDepthDataset(data_root="data/toy_kitti", split="train", kb_crop_size=None)``, or discover
+objects in it with ``python tools/discover.py configs/toy_discovery_vittiny.py`` (voc-boxes: one
+trainval split of --num-train images, --num-val unused).
 """
 
 import argparse
 
 from dinoreg_dense.datasets.toy import TOY_CLASSES, make_toy_ade20k
+from dinoreg_dense.datasets.toy_boxes import make_toy_voc_boxes
 from dinoreg_dense.datasets.toy_depth import make_toy_kitti, make_toy_nyu
+
+
+def _make_voc_boxes(out: str, num_train: int, num_val: int, image_size, seed: int) -> str:
+    """VOC has one trainval split for discovery: ``num_train`` images, ``num_val`` unused."""
+    return make_toy_voc_boxes(out, num_images=num_train, image_size=image_size, seed=seed)
+
 
 LAYOUTS = {
     "ade20k": (
@@ -31,6 +42,12 @@ LAYOUTS = {
         "sparse depth in metres: use KITTIDepthDataset(data_root='{out}', split='train' or "
         "'test', kb_crop_size=None); the 352x1216 benchmark crop needs frames at least that big",
     ),
+    "voc-boxes": (
+        _make_voc_boxes,
+        (96, 128),
+        "object boxes in VOC2007's layout (trainval only; every third image is portrait): use "
+        "VOCBoxesDataset(data_root='{out}', year=2007) or configs/toy_discovery_vittiny.py",
+    ),
 }
 
 
@@ -42,7 +59,7 @@ def parse_args() -> argparse.Namespace:
         "--layout",
         choices=sorted(LAYOUTS),
         default="ade20k",
-        help="segmentation (ade20k) or depth (nyu, kitti)",
+        help="segmentation (ade20k), depth (nyu, kitti) or object boxes (voc-boxes)",
     )
     parser.add_argument("--num-train", type=int, default=64, help="training images")
     parser.add_argument("--num-val", type=int, default=16, help="validation / test images")
@@ -62,7 +79,12 @@ def main() -> None:
         image_size=tuple(args.size or default_size),
         seed=args.seed,
     )
-    print(f"wrote {args.num_train} training and {args.num_val} validation images to {written}")
+    counts = (
+        f"{args.num_train} trainval"
+        if args.layout == "voc-boxes"
+        else f"{args.num_train} training and {args.num_val} validation"
+    )
+    print(f"wrote {counts} images to {written}")
     print(usage.format(out=args.out))
 
 

@@ -1,5 +1,6 @@
-"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, NYU Depth v2, KITTI; toy ADE20K, NYU and
-KITTI), their task-free base and albumentations pipelines.
+"""Dataset layouts (ADE20K, Pascal VOC, Cityscapes, NYU Depth v2, KITTI; VOC07 / VOC12 / COCO20k
+boxes for object discovery; toy ADE20K, NYU, KITTI, VOC boxes and COCO20k), their task-free base
+and albumentations pipelines.
 
 Importing this package registers the datasets in ``DATASETS`` and our transforms in
 ``TRANSFORMS``; any albumentations transform is also usable by class name in a pipeline config.
@@ -10,12 +11,14 @@ from dinoreg_dense.structures import IGNORE_INDEX
 from .ade20k import ADE20K_CLASSES, ADE20KDataset
 from .base import BaseDenseDataset
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesDataset
+from .coco20k import COCO20kDataset
 from .kitti import KITTIDepthDataset
 from .nyu import NYUDepthDataset
 from .palette import voc_colormap
 from .photometric import GammaBrightnessColorAug, PhotoMetricDistortion
 from .seg_base import BaseSegDataset
 from .toy import TOY_CLASSES, make_toy_ade20k
+from .toy_boxes import make_toy_coco20k, make_toy_voc_boxes
 from .toy_depth import make_toy_kitti, make_toy_nyu
 from .transforms import (
     RandomCropCatMax,
@@ -27,6 +30,7 @@ from .transforms import (
     seed_pipeline,
 )
 from .voc import VOC_CLASSES, VOCDataset
+from .voc_boxes import VOC_OBJECT_CLASSES, VOCBoxesDataset
 
 __all__ = [
     "ADE20K_CLASSES",
@@ -35,6 +39,7 @@ __all__ = [
     "BaseSegDataset",
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_PALETTE",
+    "COCO20kDataset",
     "CityscapesDataset",
     "GammaBrightnessColorAug",
     "IGNORE_INDEX",
@@ -45,13 +50,17 @@ __all__ = [
     "RandomResize",
     "ResizeToScale",
     "TOY_CLASSES",
+    "VOCBoxesDataset",
     "VOCDataset",
     "VOC_CLASSES",
+    "VOC_OBJECT_CLASSES",
     "build_pipeline",
     "build_transform",
     "make_toy_ade20k",
+    "make_toy_coco20k",
     "make_toy_kitti",
     "make_toy_nyu",
+    "make_toy_voc_boxes",
     "rescaled_size",
     "seed_pipeline",
     "voc_colormap",
