@@ -45,17 +45,21 @@ def render_panels(
     panels: Sequence[np.ndarray],
     titles: Sequence[str],
     legend: Sequence[tuple[str, np.ndarray]] = (),
+    columns: int | None = None,
 ) -> None:
-    """Write panels left to right into one PNG, one image pixel per file pixel.
+    """Write panels left to right (wrapping after ``columns``) into one PNG, one image pixel per
+    file pixel.
 
-    The file is ``len(panels) * W`` pixels wide; from top to bottom it holds a title band of
-    ``TITLE_HEIGHT_PX``, the H rows of the panels, then the legend band (absent without legend).
+    The file is ``min(columns, len(panels)) * W`` pixels wide; from top to bottom it holds, for
+    each row of panels, a title band of ``TITLE_HEIGHT_PX`` and the H rows of the panels, then
+    the legend band (absent without legend).
 
     Args:
         path: PNG file to write; missing parent folders are created.
         panels: (H, W, 3) uint8 images, all the same size.
         titles: one title per panel.
         legend: (name, (3,) uint8 colour) entries shown as coloured patches below the panels.
+        columns: panels per row; None puts all in one row.
     """
     if len(titles) != len(panels):
         raise ValueError(f"got {len(titles)} titles for {len(panels)} panels")
@@ -65,24 +69,29 @@ def render_panels(
             raise ValueError(
                 f"panels must all be ({height}, {width}, 3) uint8, got {panel.shape} {panel.dtype}"
             )
-    total_width = width * len(panels)
+    columns = len(panels) if columns is None else max(1, min(columns, len(panels)))
+    rows = math.ceil(len(panels) / columns)
+    total_width = width * columns
     handles = [
         Patch(facecolor=np.asarray(colour) / 255, edgecolor="black", label=name)
         for name, colour in legend
     ]
     legend_height = 0
     if handles:
-        columns, legend_height = _legend_layout(handles, total_width - 2 * LEGEND_MARGIN_PX)
+        legend_columns, legend_height = _legend_layout(handles, total_width - 2 * LEGEND_MARGIN_PX)
         legend_height += 2 * LEGEND_MARGIN_PX
-    total_height = TITLE_HEIGHT_PX + height + legend_height
+    row_height = TITLE_HEIGHT_PX + height
+    total_height = rows * row_height + legend_height
 
     figure = Figure(figsize=(total_width / DPI, total_height / DPI), dpi=DPI, facecolor="white")
     for index, (panel, title) in enumerate(zip(panels, titles, strict=True)):
         # figimage pastes pixels unresampled; offsets are in pixels from the bottom left.
-        figure.figimage(panel, xo=index * width, yo=legend_height, origin="upper")
+        row, column = divmod(index, columns)
+        bottom = legend_height + (rows - 1 - row) * row_height
+        figure.figimage(panel, xo=column * width, yo=bottom, origin="upper")
         figure.text(
-            (index + 0.5) * width / total_width,
-            1 - TITLE_HEIGHT_PX / 2 / total_height,
+            (column + 0.5) * width / total_width,
+            (bottom + height + TITLE_HEIGHT_PX / 2) / total_height,
             title,
             ha="center",
             va="center",
@@ -93,7 +102,7 @@ def render_panels(
             handles=handles,
             loc="center",
             bbox_to_anchor=(0.5, legend_height / 2 / total_height),
-            ncol=columns,
+            ncol=legend_columns,
             **LEGEND_STYLE,
         )
     path = Path(path)

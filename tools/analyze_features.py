@@ -1,0 +1,143 @@
+"""Draw the registers paper's artifact figures for a backbone: norms, outliers, attention, PCA.
+
+    python tools/analyze_features.py MODEL [IMAGES ...] --out DIR [--checkpoint PATH]
+        [--size 518] [--threshold T] [--mad-k 5] [--final-norm] [--threads N]
+
+MODEL is a preset (``vits14``, ``vits14_reg4`` ...; ``auto`` takes the checkpoint's own) or a
+config file with ``model.backbone`` or ``backbone``. IMAGES are files, folders, or the words
+``astronaut``, ``chelsea``, ``coffee`` (scikit-image's photos, the default). Per image it writes
+PNGs into DIR and one ``summary.json`` for all; docs/backbones.md explains them.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dinoreg_dense.arch import ARCHS
+from dinoreg_dense.datasets.photos import list_photos, output_names, read_photo
+from dinoreg_dense.engine.launch import (
+    add_threads_argument,
+    apply_num_threads,
+    load_config,
+    run_tool,
+)
+from dinoreg_dense.registry import MODELS
+from dinoreg_dense.visualization.artifact_plots import save_analysis_pictures
+from dinoreg_dense.visualization.artifacts import PAPER_NORM_THRESHOLD, analyze_features, summarize
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="backbone preset, 'auto', or a config file")
+    parser.add_argument("images", nargs="*", default=list(SKIMAGE_PHOTOS))
+    parser.add_argument("--checkpoint", help="pretrained weights (any supported format)")
+    parser.add_argument("--size", type=int, default=518, help="shorter side after resizing")
+    parser.add_argument("--out", required=True, help="folder for the PNGs and summary.json")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help=f"absolute outlier norm (the paper: {PAPER_NORM_THRESHOLD:g} for DINOv2); default: "
+        "median + k * 1.4826 * MAD, at least 2 x median",
+    )
+    parser.add_argument("--mad-k", type=float, default=5.0, help="k of the default rule")
+    parser.add_argument("--final-norm", action="store_true", help="norms after the final LayerNorm")
+    add_threads_argument(parser)
+    return parser.parse_args()
+
+
+def backbone_config(model: str, checkpoint: str | None) -> dict:
+    """The backbone's config dict from a preset name or a config file."""
+    if model.endswith(".py") or Path(model).is_file():
+        cfg = load_config(model)
+        backbone = cfg.get("model", {}).get("backbone") or cfg.get("backbone")
+        if backbone is None:
+            raise ValueError(f"config {model} has neither model.backbone nor backbone")
+        backbone = backbone.to_dict()
+    elif model == "auto" or model in ARCHS:
+        backbone = dict(type="RegisterViT", arch=None if model == "auto" else model)
+    else:
+        raise ValueError(f"'{model}' is neither a config file nor a preset ({', '.join(ARCHS)})")
+    if checkpoint is not None:
+        backbone["checkpoint"] = checkpoint
+    return backbone
+
+
+def load_images(inputs: list[str], out_dir: Path) -> list[tuple[str, np.ndarray]]:
+    """(output name, (H, W, 3) uint8 RGB) of scikit-image photos named by word and of files."""
+    from skimage import data
+
+    words = [i for i in inputs if i in SKIMAGE_PHOTOS and not Path(i).exists()]
+    images = [(word, getattr(data, word)()) for word in words]
+    files = [i for i in inputs if i not in words]
+    if files:
+        photos = list_photos(files, out_dir)
+        names = output_names([relative for _, relative in photos])
+        images += [(str(n), read_photo(path)) for n, (path, _) in zip(names, photos, strict=True)]
+    return images
+
+
+def preprocess(image: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
+    """Resize the shorter side to ``size``: the resized (h, w, 3) uint8 picture and its
+    ImageNet-normalised (1, 3, h, w) tensor."""
+    x = torch.tensor(image).permute(2, 0, 1).float()[None] / 255.0  # copies: PIL is read-only
+    x = F.interpolate(x, scale_factor=size / min(image.shape[:2]), mode="bilinear", antialias=True)
+    x = x.clamp(0, 1)
+    picture = (x[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return picture, (x - mean) / std
+
+
+def main() -> None:
+    args = parse_args()
+    apply_num_threads(args.threads)
+    out_dir = Path(args.out)
+    config = backbone_config(args.model, args.checkpoint)
+    backbone = MODELS.build({**config, "frozen": True})
+    random_weights = config.get("checkpoint") is None
+    images = load_images(args.images, out_dir)
+    summary = {
+        "model": {
+            "description": backbone.describe(),
+            "arch": backbone.arch.to_dict(),
+            "num_register_tokens": backbone.num_register_tokens,
+            "checkpoint": None if random_weights else str(config["checkpoint"]),
+            "random_weights": random_weights,
+            "final_norm": args.final_norm,
+        },
+        "outlier_rule": {
+            "threshold": args.threshold,
+            "mad_k": args.mad_k,
+            "paper_threshold": PAPER_NORM_THRESHOLD,
+        },
+        "images": {},
+    }
+    for name, image in images:
+        picture, x = preprocess(image, args.size)
+        analysis = analyze_features(backbone, x, args.final_norm, args.threshold, args.mad_k)
+        save_analysis_pictures(out_dir, name, picture, analysis)
+        summary["images"][name] = summarize(analysis)
+        last = summary["images"][name]["layers"][-1]
+        print(
+            f"{name}: {tuple(x.shape[-2:])} px, grid {tuple(analysis.norms.shape[-2:])}, last "
+            f"block norm median {last['norm_median']:.2f} max {last['norm_max']:.2f}, "
+            f"{analysis.outliers.count} outlier tokens (> {analysis.outliers.threshold:.2f})"
+        )
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{backbone.describe()}; pictures and summary.json in {out_dir}")
+    if random_weights:
+        print(
+            "WARNING: no checkpoint: the backbone has RANDOM weights, so the pictures show no "
+            "artifacts (expected); pass --checkpoint to analyse a trained model."
+        )
+
+
+if __name__ == "__main__":
+    run_tool(main)
