@@ -1,0 +1,5 @@
+# TokenCut on VOC07 trainval with DINOv2 ViT-S/14 + 4 registers (keys, tau 0.2, eps 1e-5).
+# Needs --checkpoint dinov2_vits14_reg4_pretrain.pth. Reference numbers: docs/discovery.md.
+_base_ = ["./_base_/datasets/voc07_boxes.py", "./_base_/discovery.py"]
+backbone = dict(type="RegisterViT", arch="vits14_reg4", checkpoint=None)
+discovery = dict(method="tokencut")
