@@ -112,7 +112,8 @@ class VOCBoxesDataset(BaseDenseDataset):
     Raises:
         ValueError: ``year`` is not 2007 or 2012, or an object's name is not a VOC class.
         FileNotFoundError: the dataset, the split list, an image or an annotation is missing.
-        AnnotationError: an XML file cannot be read (the message names it).
+        AnnotationError: an XML file cannot be read, or has a box outside the image size it
+            states or an empty one (the message names the file).
     """
 
     targets: ClassVar[tuple[str, ...]] = ("bboxes",)
@@ -168,6 +169,14 @@ class VOCBoxesDataset(BaseDenseDataset):
             raise AnnotationError(
                 f"annotation '{xml_path}' has objects named {unknown}; VOC's classes are "
                 f"{list(VOC_OBJECT_CLASSES)}"
+            )
+        height, width = parsed["size"]
+        x0, y0, x1, y1 = parsed["bboxes"].T
+        bad = (x0 < 0) | (y0 < 0) | (x1 > width) | (y1 > height) | (x1 <= x0) | (y1 <= y0)
+        if bad.any():
+            raise AnnotationError(
+                f"annotation '{xml_path}' has boxes outside its {width}x{height} <size> or empty: "
+                f"{parsed['bboxes'][bad].tolist()} (after the 1-based to 0-based conversion)"
             )
         labels = [VOC_OBJECT_CLASSES.index(name) for name in parsed["names"]]
         return dict(

@@ -159,6 +159,8 @@ def test_missing_files_are_named(tmp_path, break_it, match):
         (VOC_XML.replace("<xmax>50</xmax>", "<xmax>fifty</xmax>"), "numeric xmin"),
         (VOC_XML.replace("<name>horse</name>", "<name>unicorn</name>"), "unicorn"),
         ('<!DOCTYPE a [<!ENTITY x "y">]>' + VOC_XML, "entities"),
+        (VOC_XML.replace("<xmax>50</xmax>", "<xmax>51</xmax>"), "outside its 50x40"),
+        (VOC_XML.replace("<xmin>30</xmin>", "<xmin>31</xmin>"), "empty"),
     ],
 )
 def test_bad_annotations_are_named(tmp_path, xml, match):
