@@ -7,7 +7,7 @@ Features come from the backbone's attention split by token type
 from .boxes import box_iou
 from .components import Discovery
 from .features import discovery_features
-from .lost import lost, lost_batch, lost_scores
+from .lost import lost, lost_batch, lost_degrees, lost_scores
 from .tokencut import tokencut, tokencut_eigenvector
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "discovery_features",
     "lost",
     "lost_batch",
+    "lost_degrees",
     "lost_scores",
     "tokencut",
     "tokencut_eigenvector",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dinoreg_dense.discovery import lost, lost_batch, lost_scores
+from dinoreg_dense.discovery import lost, lost_batch, lost_degrees, lost_scores
 
 from .oracles import lost_oracle
 
@@ -183,3 +183,20 @@ def test_batch_equals_one_image_at_a_time():
         torch.testing.assert_close(found.scores, single.scores)
     with pytest.raises(ValueError, match="image size"):
         lost_batch(features, P, sizes[:2])
+
+
+@pytest.mark.parametrize("block", [1, 5, 8, 37, 512])
+@pytest.mark.parametrize("bias", [0.0, -3.0])
+def test_blocked_degrees_count_every_pair_once_per_row(block, bias):
+    # 37 patches: blocks that do not divide N, a block per patch, one block for all.
+    features = torch.randn(2, 37, 6, dtype=torch.float64)
+    similarity = features @ features.transpose(1, 2) + bias
+    positive = similarity > 0
+    positive.diagonal(dim1=1, dim2=2).fill_(False)
+    torch.testing.assert_close(lost_degrees(features, bias, block=block), positive.sum(dim=2))
+    expected = lost_oracle(features[0].reshape(37, 1, 6).numpy(), P, (37 * P, P), bias=bias)
+    if expected is not None:
+        assert (
+            lost_degrees(features[:1], bias, block)[0].tolist()
+            == expected["degree"].ravel().tolist()
+        )
