@@ -12,7 +12,7 @@ from torch import Tensor
 
 @dataclass
 class Discovery:
-    """One discovered object.
+    """One discovered object; every tensor is on the CPU, whatever device the features were on.
 
     Attributes:
         box: (4,) float32 ``x0, y0, x1, y1`` in pixels of the unpadded image, ends exclusive (see
