@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 from ..checkpoint import CheckpointError
 from .cfg_options import check_cfg_options
 from .run_checkpoint import RunCheckpointError, load_run_checkpoint
+
+ITER_FILE = re.compile(r"^iter_(\d+)\.pth$")
 
 
 def usable_cores() -> int:
@@ -108,11 +111,23 @@ def latest_checkpoint(work_dir: str) -> str | None:
     """The checkpoint MMEngine's ``last_checkpoint`` file names, taken from ``work_dir`` itself.
 
     The file holds an absolute path: in a work dir that was copied or moved it names the old
-    run's file. The same file name inside ``work_dir`` is used then.
+    run's file. The same file name inside ``work_dir`` is used then. MMEngine writes the file
+    with a plain ``open('w')`` right after each checkpoint, so a run killed at that moment leaves
+    it empty: then the newest ``iter_<N>.pth`` of ``work_dir`` is taken, with a note.
 
     Raises:
         FileNotFoundError: the named checkpoint is neither where it says nor in ``work_dir``.
     """
+    marker = Path(work_dir) / "last_checkpoint"
+    if marker.is_file() and not marker.read_text().strip():
+        newest = newest_iter_checkpoint(work_dir)
+        if newest is not None:
+            print(
+                f"WARNING: {marker} is empty (the run was stopped while writing it); resuming "
+                f"from the newest checkpoint in the work dir, {newest}",
+                file=sys.stderr,
+            )
+        return newest
     path = find_latest_checkpoint(work_dir)
     if path is None:
         return None
@@ -120,9 +135,17 @@ def latest_checkpoint(work_dir: str) -> str | None:
     if local.is_file():
         return str(local)
     raise FileNotFoundError(
-        f"--resume: {Path(work_dir) / 'last_checkpoint'} names {path}, which is not in the work "
+        f"--resume: {marker} names {path}, which is not in the work "
         f"dir '{work_dir}'; pass the checkpoint to resume from as --resume <file>"
     )
+
+
+def newest_iter_checkpoint(work_dir: str) -> str | None:
+    """The ``iter_<N>.pth`` of ``work_dir`` with the largest N, or None."""
+    found = [
+        (int(m[1]), p) for p in Path(work_dir).glob("iter_*.pth") if (m := ITER_FILE.match(p.name))
+    ]
+    return str(max(found)[1]) if found else None
 
 
 def resolve_resume(cfg: Config, resume: str | None, cfg_options: dict | None = None) -> bool:

@@ -87,3 +87,16 @@ def test_resume_in_a_copied_work_dir_takes_its_own_checkpoint(tmp_path, capsys):
     (new / "iter_100.pth").unlink()
     with pytest.raises(FileNotFoundError, match="last_checkpoint names .*not in the work dir"):
         resolve_resume(cfg, "auto")
+
+
+def test_resume_after_a_kill_while_the_marker_was_written_takes_the_newest_checkpoint(
+    tmp_path, capsys
+):
+    # MMEngine opens last_checkpoint with 'w' after saving: killed there, the file is empty.
+    for it in (10, 20, 9):
+        torch.save({"meta": {"iter": it}, "state_dict": {}}, tmp_path / f"iter_{it}.pth")
+    (tmp_path / "last_checkpoint").write_text("")
+    cfg = load_config(CONFIG)
+    cfg.work_dir = str(tmp_path)
+    assert resolve_resume(cfg, "auto") and cfg.load_from == str(tmp_path / "iter_20.pth")
+    assert "last_checkpoint is empty" in capsys.readouterr().err
