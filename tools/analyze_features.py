@@ -14,10 +14,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from dinoreg_dense.arch import ARCHS
+from dinoreg_dense.datasets.normalization import resize_short_side
 from dinoreg_dense.datasets.photos import list_photos, output_names, read_photo
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
@@ -29,8 +28,6 @@ from dinoreg_dense.registry import MODELS
 from dinoreg_dense.visualization.artifact_plots import save_analysis_pictures
 from dinoreg_dense.visualization.artifacts import PAPER_NORM_THRESHOLD, analyze_features, summarize
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee")
 
 
@@ -84,17 +81,6 @@ def load_images(inputs: list[str], out_dir: Path) -> list[tuple[str, np.ndarray]
     return images
 
 
-def preprocess(image: np.ndarray, size: int) -> tuple[np.ndarray, torch.Tensor]:
-    """Resize the shorter side to ``size``: the resized (h, w, 3) uint8 picture and its
-    ImageNet-normalised (1, 3, h, w) tensor."""
-    x = torch.tensor(image).permute(2, 0, 1).float()[None] / 255.0  # copies: PIL is read-only
-    x = F.interpolate(x, scale_factor=size / min(image.shape[:2]), mode="bilinear", antialias=True)
-    x = x.clamp(0, 1)
-    picture = (x[0].permute(1, 2, 0) * 255).round().byte().numpy()
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return picture, (x - mean) / std
-
-
 def main() -> None:
     args = parse_args()
     apply_num_threads(args.threads)
@@ -120,7 +106,7 @@ def main() -> None:
         "images": {},
     }
     for name, image in images:
-        picture, x = preprocess(image, args.size)
+        picture, x = resize_short_side(image, args.size)
         analysis = analyze_features(backbone, x, args.final_norm, args.threshold, args.mad_k)
         save_analysis_pictures(out_dir, name, picture, analysis)
         summary["images"][name] = summarize(analysis)

@@ -10,16 +10,13 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from dinoreg_dense.checkpoint import CheckpointError
+from dinoreg_dense.datasets.normalization import resize_short_side
 from dinoreg_dense.engine.launch import run_tool
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.visualization import save_feature_pca
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,10 +57,7 @@ def main() -> None:
         raise CheckpointError(f"{err}\n{hint}") from err
     if args.checkpoint is None:
         print("WARNING: no --checkpoint given, the backbone has RANDOM weights.")
-    x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255.0
-    scale = args.size / min(image.shape[:2])
-    x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True)
-    x = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    _, x = resize_short_side(image, args.size)
     with torch.inference_mode():
         features = backbone.forward_intermediates(x, out_indices=args.layers)
     print(f"input {tuple(x.shape)}, padding (bottom, right) {features.padding}")

@@ -37,12 +37,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..datasets.normalization import imagenet_normalise
 from ..discovery import Discovery, discovery_features, lost, lost_batch, tokencut
 from ..evaluation.corloc import CorLocMetric, best_iou
 from ..registry import DATASETS, MODELS
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 METHODS: dict[str, Callable[..., Discovery]] = {"lost": lost, "tokencut": tokencut}
 INPUT_MODES = ("pad", "crop")
 FEATURES = ("k", "q", "v")
@@ -133,13 +132,6 @@ def build_backbone(cfg: Config, checkpoint: str | None = None) -> torch.nn.Modul
             "or set backbone.checkpoint in the config."
         )
     return MODELS.build({**backbone_cfg, "frozen": True})
-
-
-def normalise(images: Tensor) -> Tensor:
-    """(B, 3, H, W) uint8 RGB -> float32 normalised with ImageNet's mean and std."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
 
 
 def fit_to_patches(images: Tensor, patch_size: int, mode: str) -> Tensor:
@@ -237,7 +229,7 @@ def discover(
         for items in loader:
             for group in _same_size_groups(items):
                 images = torch.stack([item["inputs"] for item in group]).to(device)
-                x = fit_to_patches(normalise(images), patch_size, settings.mode)
+                x = fit_to_patches(imagenet_normalise(images), patch_size, settings.mode)
                 image_size = (int(x.shape[-2]), int(x.shape[-1]))
                 with torch.inference_mode():
                     out = backbone.forward_intermediates(x, out_indices=[-1], return_attention=True)

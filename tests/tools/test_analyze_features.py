@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from dinoreg_dense.backbones import RegisterViT
+from dinoreg_dense.datasets.normalization import resize_short_side
 
 TOOL = Path(__file__).parents[2] / "tools" / "analyze_features.py"
 BACKBONE = dict(
@@ -69,7 +70,6 @@ def test_pictures_and_summary_of_two_photos_from_a_config(tmp_path, monkeypatch,
     assert summary["model"]["arch"]["embed_dim"] == 32
     assert set(summary["images"]) == {"wide", "tall"}
     sizes = {"wide": (32, 48), "tall": (53, 32)}  # shorter side resized to 32
-    tool = runpy.run_path(str(TOOL))
     for name, (height, width) in sizes.items():
         entry = summary["images"][name]
         assert entry["input_size"] == [height, width]
@@ -80,7 +80,7 @@ def test_pictures_and_summary_of_two_photos_from_a_config(tmp_path, monkeypatch,
         assert np.array(entry["register_attention"]["entropy"]).shape == (4, 2)
         # The outlier count is that of the last layer's norms, recomputed here.
         image = np.asarray(Image.open(photos / ("wide.jpg" if name == "wide" else "tall.png")))
-        _, x = tool["preprocess"](image, 32)
+        _, x = resize_short_side(image, 32)
         with torch.no_grad():
             patches = model.forward_intermediates(x, out_indices=[-1], norm=False).patch_maps[0]
         norms = torch.linalg.norm(patches[0], dim=0)
