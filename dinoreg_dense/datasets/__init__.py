@@ -1,6 +1,6 @@
 """Dataset layouts (ADE20K, Pascal VOC, Cityscapes, NYU Depth v2, KITTI; VOC07 / VOC12 / COCO20k
-boxes for object discovery; toy ADE20K, NYU, KITTI, VOC boxes and COCO20k), their task-free base
-and albumentations pipelines.
+boxes for object discovery; COCO instances; toy ADE20K, NYU, KITTI, VOC boxes, COCO20k and COCO
+instances), their task-free base and albumentations pipelines.
 
 Importing this package registers the datasets in ``DATASETS`` and our transforms in
 ``TRANSFORMS``; any albumentations transform is also usable by class name in a pipeline config.
@@ -12,6 +12,7 @@ from .ade20k import ADE20K_CLASSES, ADE20KDataset
 from .base import BaseDenseDataset
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesDataset
 from .coco20k import COCO20kDataset
+from .coco_instances import COCOInstanceDataset
 from .kitti import KITTIDepthDataset
 from .nyu import NYUDepthDataset
 from .palette import voc_colormap
@@ -20,6 +21,7 @@ from .seg_base import BaseSegDataset
 from .toy import TOY_CLASSES, make_toy_ade20k
 from .toy_boxes import make_toy_coco20k, make_toy_voc_boxes
 from .toy_depth import make_toy_kitti, make_toy_nyu
+from .toy_instances import TOY_INSTANCE_CLASSES, make_toy_coco_instances
 from .transforms import (
     RandomCropCatMax,
     RandomResize,
@@ -40,6 +42,7 @@ __all__ = [
     "CITYSCAPES_CLASSES",
     "CITYSCAPES_PALETTE",
     "COCO20kDataset",
+    "COCOInstanceDataset",
     "CityscapesDataset",
     "GammaBrightnessColorAug",
     "IGNORE_INDEX",
@@ -50,6 +53,7 @@ __all__ = [
     "RandomResize",
     "ResizeToScale",
     "TOY_CLASSES",
+    "TOY_INSTANCE_CLASSES",
     "VOCBoxesDataset",
     "VOCDataset",
     "VOC_CLASSES",
@@ -58,6 +62,7 @@ __all__ = [
     "build_transform",
     "make_toy_ade20k",
     "make_toy_coco20k",
+    "make_toy_coco_instances",
     "make_toy_kitti",
     "make_toy_nyu",
     "make_toy_voc_boxes",
