@@ -4,13 +4,16 @@ from .base import BaseDenseHead, padded_input_size, upsample_to_input
 from .dpt import DPTHead, DPTSegHead
 from .linear import LinearHead
 from .linear_depth import LinearDepthHead
+from .simple_pyramid import LayerNorm2d, SimpleFeaturePyramid
 
 __all__ = [
     "BaseDenseHead",
     "DPTHead",
     "DPTSegHead",
+    "LayerNorm2d",
     "LinearDepthHead",
     "LinearHead",
+    "SimpleFeaturePyramid",
     "padded_input_size",
     "upsample_to_input",
 ]
