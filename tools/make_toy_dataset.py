@@ -1,10 +1,11 @@
-"""Write a synthetic toy dataset: segmentation in the ADE20K layout, depth in NYU's or KITTI's, or
-object boxes in Pascal VOC's (object discovery).
+"""Write a synthetic toy dataset: segmentation in the ADE20K layout, depth in NYU's or KITTI's,
+object boxes in Pascal VOC's (object discovery), or instances in COCO 2017's.
 
     python tools/make_toy_dataset.py data/toy --num-train 64 --num-val 16 --size 128 128
     python tools/make_toy_dataset.py data/toy_nyu --layout nyu --size 96 128
     python tools/make_toy_dataset.py data/toy_kitti --layout kitti --size 120 400
     python tools/make_toy_dataset.py data/toy_voc_boxes --layout voc-boxes --num-train 12
+    python tools/make_toy_dataset.py data/toy_coco --layout coco-instances --num-train 32
 
 Then train on it with ``ADE20KDataset(data_root="data/toy", classes=TOY_CLASSES)`` or
 ``NYUDepthDataset(data_root="data/toy_nyu", split="train")`` or
@@ -18,6 +19,7 @@ import argparse
 from dinoreg_dense.datasets.toy import TOY_CLASSES, make_toy_ade20k
 from dinoreg_dense.datasets.toy_boxes import make_toy_voc_boxes
 from dinoreg_dense.datasets.toy_depth import make_toy_kitti, make_toy_nyu
+from dinoreg_dense.datasets.toy_instances import TOY_INSTANCE_CLASSES, make_toy_coco_instances
 
 
 def _make_voc_boxes(out: str, num_train: int, num_val: int, image_size, seed: int) -> str:
@@ -48,6 +50,12 @@ LAYOUTS = {
         "object boxes in VOC2007's layout (trainval only; every third image is portrait): use "
         "VOCBoxesDataset(data_root='{out}', year=2007) or configs/toy_discovery_vittiny.py",
     ),
+    "coco-instances": (
+        make_toy_coco_instances,
+        (96, 128),
+        f"instances of {TOY_INSTANCE_CLASSES} in COCO 2017's layout: use "
+        "COCOInstanceDataset(data_root='{out}', split='train' or 'val') and COCOInstanceMetric",
+    ),
 }
 
 
@@ -59,7 +67,8 @@ def parse_args() -> argparse.Namespace:
         "--layout",
         choices=sorted(LAYOUTS),
         default="ade20k",
-        help="segmentation (ade20k), depth (nyu, kitti) or object boxes (voc-boxes)",
+        help="segmentation (ade20k), depth (nyu, kitti), object boxes (voc-boxes) or instances "
+        "(coco-instances)",
     )
     parser.add_argument("--num-train", type=int, default=64, help="training images")
     parser.add_argument("--num-val", type=int, default=16, help="validation / test images")

@@ -6,6 +6,7 @@ contiguous, so labels and ids can be told apart.
 """
 
 import json
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,12 @@ def test_lsj_piece_builds_on_toy_data(toy_root):
         )
     val = DATASETS.build(dict(cfg.val_dataloader.dataset, data_root=str(toy_root)))
     assert max(val[0]["data_samples"].img_shape) == cfg.crop_size[0]
+
+
+def test_make_toy_dataset_tool_writes_coco_instances(tmp_path, monkeypatch, capsys):
+    tool = runpy.run_path(str(Path(__file__).parents[2] / "tools" / "make_toy_dataset.py"))
+    argv = ["make_toy_dataset.py", str(tmp_path), "--layout", "coco-instances", "--num-train", "2"]
+    monkeypatch.setattr("sys.argv", [*argv, "--num-val", "1"])
+    tool["main"]()
+    assert "COCOInstanceDataset" in capsys.readouterr().out
+    assert len(COCOInstanceDataset(tmp_path, split="val", test_mode=True)) == 1
