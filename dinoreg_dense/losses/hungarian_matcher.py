@@ -65,7 +65,7 @@ def matching_cost(
     class_cost = -probs[:, labels]  # -p(target class); the reference drops the constant 1
     coords = coords.to(dtype)
     pred_points = point_sample(mask_logits[None].to(dtype), coords[None])[0]  # (Q, P)
-    target_points = point_sample(masks[None].to(dtype), coords[None])[0]  # (N, P)
+    target_points = point_sample(masks[None].to(coords.device, dtype), coords[None])[0]  # (N, P)
     mask_cost = pairwise_sigmoid_bce_cost(pred_points, target_points)
     dice_cost = pairwise_dice_cost(pred_points, target_points)
     return cost_class * class_cost + cost_mask * mask_cost + cost_dice * dice_cost
@@ -117,7 +117,8 @@ class HungarianMatcher:
             pred_masks: (B, Q, h, w) mask logits.
             targets: B dicts with ``labels`` (N,) int64 and ``masks`` (N, H, W) bool.
             generator: source of the uniform points (one (1, P, 2) draw per image with targets,
-                in batch order, on the device of ``pred_masks``); the global generator if None.
+                in batch order); it must live on the device of ``pred_masks``. The global
+                generator if None.
 
         Returns:
             B pairs (query_idx, target_idx) of int64 CPU tensors of length min(Q, N): query

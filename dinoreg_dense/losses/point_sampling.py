@@ -49,8 +49,9 @@ def sample_uncertain_points(
     ``int(importance_sample_ratio * num_points)`` with the highest :func:`mask_uncertainty` of the
     bilinearly sampled logit, and appends uniform points up to ``num_points`` (detectron2's
     ``get_uncertain_point_coords_with_randomness``). Random numbers come from ``generator`` (the
-    global generator if None; on the device of ``mask_logits``): the oversampled points first,
-    then the uniform remainder. Not differentiable: call under ``torch.no_grad``.
+    global generator if None; else it must live on the device of ``mask_logits``): the
+    oversampled points first, then the uniform remainder. Not differentiable: call under
+    ``torch.no_grad``.
 
     Raises:
         ValueError: if ``oversample_ratio < 1`` or ``importance_sample_ratio`` is not in [0, 1].

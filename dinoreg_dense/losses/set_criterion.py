@@ -109,8 +109,8 @@ class SetCriterion(nn.Module):
             targets: B dicts with ``labels`` (N,) int64 in [0, K) and ``masks`` (N, H, W) bool
                 at the (padded) input resolution, the same (H, W) in every image; N may be 0.
             generator: source of every random point (the matcher's, then the importance
-                sampler's, layer by layer: last layer first, then ``aux_outputs`` in order);
-                the global generator if None.
+                sampler's, layer by layer: last layer first, then ``aux_outputs`` in order), on
+                the device of the predictions; the global generator if None.
 
         Returns:
             ``loss_cls``, ``loss_mask``, ``loss_dice`` (scalars, already weighted) and, with deep
@@ -199,7 +199,7 @@ class SetCriterion(nn.Module):
                 self.importance_sample_ratio,
                 generator,
             )
-            point_labels = point_sample(matched_targets.to(matched_logits.dtype), coords)[:, 0]
+            point_labels = point_sample(matched_targets.to(device, coords.dtype), coords)[:, 0]
         point_logits = point_sample(matched_logits, coords)[:, 0]  # (M, P)
         return (
             sigmoid_bce_loss(point_logits, point_labels, num_masks),
