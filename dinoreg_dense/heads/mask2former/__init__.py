@@ -1,5 +1,18 @@
 """Mask2Former's building blocks on register-ViT features (pure PyTorch, no compiled ops)."""
 
 from .deform_attn import MSDeformAttn, multi_scale_deformable_attention
+from .position_encoding import sine_position_embedding
+from .transformer_decoder import (
+    MaskedAttentionDecoder,
+    MaskedAttentionDecoderLayer,
+    attention_mask_from_masks,
+)
 
-__all__ = ["MSDeformAttn", "multi_scale_deformable_attention"]
+__all__ = [
+    "MSDeformAttn",
+    "MaskedAttentionDecoder",
+    "MaskedAttentionDecoderLayer",
+    "attention_mask_from_masks",
+    "multi_scale_deformable_attention",
+    "sine_position_embedding",
+]
