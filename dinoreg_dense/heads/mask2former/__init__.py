@@ -1,6 +1,7 @@
 """Mask2Former's building blocks on register-ViT features (pure PyTorch, no compiled ops)."""
 
 from .deform_attn import MSDeformAttn, multi_scale_deformable_attention
+from .pixel_decoder import MSDeformAttnPixelDecoder
 from .position_encoding import sine_position_embedding
 from .transformer_decoder import (
     MaskedAttentionDecoder,
@@ -10,6 +11,7 @@ from .transformer_decoder import (
 
 __all__ = [
     "MSDeformAttn",
+    "MSDeformAttnPixelDecoder",
     "MaskedAttentionDecoder",
     "MaskedAttentionDecoderLayer",
     "attention_mask_from_masks",
