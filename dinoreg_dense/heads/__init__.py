@@ -4,7 +4,7 @@ from .base import BaseDenseHead, padded_input_size, upsample_to_input
 from .dpt import DPTHead, DPTSegHead
 from .linear import LinearHead
 from .linear_depth import LinearDepthHead
-from .mask2former import MaskedAttentionDecoder
+from .mask2former import Mask2FormerHead, MaskedAttentionDecoder
 from .simple_pyramid import LayerNorm2d, SimpleFeaturePyramid
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "LayerNorm2d",
     "LinearDepthHead",
     "LinearHead",
+    "Mask2FormerHead",
     "MaskedAttentionDecoder",
     "SimpleFeaturePyramid",
     "padded_input_size",
