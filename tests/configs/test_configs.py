@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData
 
 from dinoreg_dense.datasets import build_pipeline, make_toy_kitti, make_toy_nyu
 from dinoreg_dense.registry import DATASETS, METRICS, MODELS
@@ -16,7 +17,10 @@ from tests.models.test_segmentor import make_batch
 ALL_CONFIGS = sorted(p for p in (Path(__file__).parents[2] / "configs").glob("*.py"))
 DISCOVERY = [p for p in ALL_CONFIGS if "discovery" in Config.fromfile(p)]
 CONFIGS = [p for p in ALL_CONFIGS if p not in DISCOVERY]
-SEGMENTATION = [p for p in CONFIGS if Config.fromfile(p).model.type == "Segmentor"]
+MASK2FORMER = [p for p in CONFIGS if Config.fromfile(p).model.decode_head.type == "Mask2FormerHead"]
+SEGMENTATION = [
+    p for p in CONFIGS if Config.fromfile(p).model.type == "Segmentor" and p not in MASK2FORMER
+]
 DEPTH = [
     p
     for p in CONFIGS
@@ -34,7 +38,14 @@ TOY_LAYOUTS = {
 def test_configs_exist():
     names = {p.stem for p in CONFIGS}
     assert {"ade20k_linear_vits_reg", "ade20k_ms_vits_reg", "voc2012_linear_vits_reg"} <= names
-    assert len(SEGMENTATION) + len(DEPTH) + len(INFERENCE) == len(CONFIGS) and DEPTH
+    assert len(SEGMENTATION) + len(MASK2FORMER) + len(DEPTH) + len(INFERENCE) == len(CONFIGS)
+    assert DEPTH
+    mask2former = {
+        "ade20k_mask2former_vits_reg",
+        "coco_instance_mask2former_vits_reg",
+        "toy_instance_mask2former_vittiny",
+    }
+    assert mask2former <= {p.stem for p in MASK2FORMER}
     assert all("model" not in Config.fromfile(p) for p in DISCOVERY)
     depth = {
         "nyu_linear_vits_reg",
@@ -77,6 +88,50 @@ def test_config_builds_and_trains_one_step(path):
 
     for loader in ("train_dataloader", "val_dataloader"):
         build_pipeline(cfg[loader].dataset.pipeline)  # transform names and arguments are valid
+
+
+@pytest.mark.parametrize("path", MASK2FORMER, ids=lambda p: p.stem)
+def test_mask2former_config_builds_and_trains_one_step(path):
+    cfg = Config.fromfile(path)
+    model_cfg = cfg.model
+    # shrink the backbone and the head's widths, keep the rest (levels, task, test_cfg)
+    model_cfg.backbone.update(embed_dim=32, depth=12, num_heads=2)
+    head = model_cfg.decode_head
+    head.neck.update(out_channels=32)
+    head.pixel_decoder.update(conv_dim=32, mask_dim=32, num_encoder_layers=1, num_heads=2)
+    head.transformer_decoder.update(hidden_dim=32, num_queries=5, num_heads=2, num_layers=2)
+    head.criterion.update(num_points=64)
+    if model_cfg.test_cfg.get("mode") == "slide":
+        model_cfg.test_cfg.update(crop_size=(28, 42), stride=(14, 28))
+    model = MODELS.build(model_cfg).train()
+    assert model.decode_head.in_channels == 32  # derived from the backbone
+    assert tuple(model_cfg.data_preprocessor.size) == tuple(cfg.crop_size)
+    num_classes = model.num_classes
+    batch = make_batch([(40, 50), (36, 44)], num_classes)
+    if model_cfg.type == "InstanceSegmentor":
+        for sample in batch["data_samples"]:
+            seg = sample.gt_sem_seg
+            labels = seg.unique()[:3]
+            sample.gt_instances = InstanceData(
+                labels=labels, masks=seg[None] == labels[:, None, None]
+            )
+            del sample.gt_sem_seg
+    data = model.data_preprocessor(batch, training=True)
+    losses = model(**data, mode="loss")
+    sum(losses.values()).backward()
+    assert model.decode_head.transformer_decoder.class_embed.weight.grad.abs().sum() > 0
+
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(make_batch([(40, 50)], num_classes, with_gt=False))
+    if model_cfg.type == "InstanceSegmentor":
+        top_k = min(model.test_cfg["top_k"], 5 * num_classes)
+        assert out[0].pred_instances.masks.shape == (top_k, 40, 50)
+        assert METRICS.build(cfg.val_evaluator).iou_types == ("bbox", "segm")
+    else:
+        assert out[0].pred_sem_seg.shape == (40, 50)
+    for loader in ("train_dataloader", "val_dataloader"):
+        build_pipeline(cfg[loader].dataset.pipeline)
 
 
 @pytest.mark.parametrize("path", DEPTH, ids=lambda p: p.stem)
