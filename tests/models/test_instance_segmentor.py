@@ -101,3 +101,26 @@ def test_trains_one_step_on_instance_targets(tiny_backbone_cfg):
 def test_refuses_per_pixel_test_time_views(tiny_backbone_cfg, test_cfg):
     with pytest.raises(ValueError, match="whole images at one scale"):
         build_instance_segmentor(tiny_backbone_cfg, **test_cfg)
+
+
+def test_non_square_instances_land_where_the_head_put_them(tiny_backbone_cfg, monkeypatch):
+    """A 48 x 80 input (padded by the backbone to 56 x 84, patch 14) of a 97 x 203 original:
+    unequal, non-integer scales per axis, so a height / width swap anywhere shows."""
+    model = build_instance_segmentor(tiny_backbone_cfg, top_k=1).eval()
+    # mask logits at stride 4 of the padded input (14 x 21): +8 on rows 3:9, cols 5:15, i.e.
+    # rows 12:36, cols 20:60 of the 48 x 80 input, whose borders bilinear upsampling keeps
+    masks = torch.full((1, 2, 14, 21), -8.0)
+    masks[0, 0, 3:9, 5:15] = 8.0
+    probs = torch.tensor([[[0.02, 0.9, 0.03, 0.05], [0.01, 0.01, 0.01, 0.97]]])
+    output = dict(pred_logits=probs.log(), pred_masks=masks, aux_outputs=[])
+    monkeypatch.setattr(model.decode_head, "forward", lambda features: output)
+    sample = DenseDataSample(metainfo=dict(img_shape=(48, 80), ori_shape=(97, 203)))
+    with torch.no_grad():
+        pred = model.predict(torch.randn(1, 3, 48, 80), [sample])[0].pred_instances
+    assert pred.labels.tolist() == [1] and pred.masks.shape == (1, 97, 203)
+    # rows 12:36 x 97/48 -> 24.25:72.75, cols 20:60 x 203/80 -> 50.75:152.25: the pixels whose
+    # centres lie inside are rows 24..72 and cols 51..151
+    expected = torch.zeros(97, 203, dtype=torch.bool)
+    expected[24:73, 51:152] = True
+    assert (pred.masks[0] ^ expected).sum() <= 2 * (49 + 101)  # at most the border may differ
+    torch.testing.assert_close(pred.bboxes[0], torch.tensor([51.0, 24, 152, 73]), atol=1, rtol=0)
