@@ -16,6 +16,11 @@ config's model decides what is written for each photo, in DIR:
   relative      ``<name>_disparity.png``: relative inverse depth of Depth-Anything-V2's relative
                 models, stretched per image over 0..65535 (uint16; larger = nearer), and
                 ``<name>_disparity_color.png``.
+  instances     ``<name>_instances.json``: every kept instance, best first, with ``label``,
+                ``class_name``, ``score``, ``bbox_xyxy`` (pixels, end exclusive) and ``mask``
+                (COCO compressed RLE: ``pycocotools.mask.decode(mask)`` gives the (H, W) mask);
+                ``<name>_instances.png``: the photo next to masks, boxes, names and scores of
+                the instances scoring at least 0.3.
 Outputs go in the photo's folder relative to its INPUT folder: ``photos/trip/cat.jpg`` ->
 ``DIR/trip/cat_*``. ``<name>`` is the stem (``cat``); photos whose outputs would share a name keep
 their extension (``cat.jpg_*``, ``cat.png_*``), and ``_2``, ``_3``... is added while names still
@@ -52,6 +57,7 @@ from dinoreg_dense.engine.launch import (
     run_tool,
 )
 from dinoreg_dense.engine.model_weights import resolve_checkpoint
+from dinoreg_dense.engine.prediction_writer import prediction_key
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import DenseDataSample
 
@@ -112,7 +118,7 @@ def main() -> None:
         with torch.inference_mode():
             pred = model.test_step(dict(inputs=[tensor], data_samples=[sample]))[0]
         target = out_dir / name
-        raw, picture = next(v for k, v in OUTPUT_SUFFIXES.items() if k in pred)
+        raw, picture = OUTPUT_SUFFIXES[prediction_key(pred)]
         save_prediction(
             pred,
             target.with_name(target.name + raw),

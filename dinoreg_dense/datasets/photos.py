@@ -15,6 +15,7 @@ OUTPUT_SUFFIXES = {
     "pred_sem_seg": ("_pred.png", "_overlay.png"),
     "pred_depth_map": ("_depth.png", "_depth_color.png"),
     "pred_disparity_map": ("_disparity.png", "_disparity_color.png"),
+    "pred_instances": ("_instances.json", "_instances.png"),
 }
 """Prediction key of the data sample -> suffixes of (raw prediction, picture) written per photo."""
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)

@@ -1,15 +1,19 @@
-"""Predictions as files: label / depth PNGs and side-by-side pictures, for ``tools/test.py``
-(:class:`PredictionWriterHook`) and ``tools/infer.py`` (:func:`save_prediction`)."""
+"""Predictions as files: label / depth PNGs, instance json and side-by-side pictures, for
+``tools/test.py`` (:class:`PredictionWriterHook`) and ``tools/infer.py``
+(:func:`save_prediction`)."""
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from mmengine.structures import InstanceData
 from PIL import Image
 from torch import nn
 
+from ..datasets.photos import OUTPUT_SUFFIXES
 from ..registry import HOOKS
 from ..structures import DenseDataSample
 
@@ -37,6 +41,50 @@ def depth_range_of(model: nn.Module) -> tuple[float, float] | None:
     return (head.min_depth, head.max_depth) if hasattr(head, "min_depth") else None
 
 
+def prediction_key(sample: DenseDataSample) -> str:
+    """The prediction a sample holds: a key of ``OUTPUT_SUFFIXES`` (``pred_instances``,
+    ``pred_disparity_map``, ``pred_depth_map`` or ``pred_sem_seg``, checked in that order)."""
+    for key in ("pred_instances", "pred_disparity_map", "pred_depth_map", "pred_sem_seg"):
+        if key in sample:
+            return key
+    raise ValueError(f"the sample holds no prediction (one of {sorted(OUTPUT_SUFFIXES)})")
+
+
+def instances_to_json(instances: InstanceData, class_names: Sequence[str] | None) -> dict:
+    """One image's ``pred_instances`` as a json-ready dict, best score first.
+
+    Format: ``{"height": H, "width": W, "instances": [{"label": int, "class_name": str | None,
+    "score": float, "bbox_xyxy": [x0, y0, x1, y1], "mask": {"size": [H, W], "counts": str}}]}``;
+    boxes are pixels at the original image size, end exclusive; ``mask`` is COCO's compressed
+    RLE (column-major, as COCO results json), decoded by ``pycocotools.mask.decode(mask)`` to an
+    (H, W) uint8 array. Every instance the model kept is listed (Mask2Former: ``top_k``).
+
+    Args:
+        instances: ``labels`` (N,), ``scores`` (N,), ``bboxes`` (N, 4), ``masks`` (N, H, W) bool.
+        class_names: name of each label (the dataset's ``classes``), or None.
+    """
+    from ..evaluation.coco_metric import encode_masks
+
+    masks = instances.masks.cpu().numpy()
+    scores = instances.scores.float().cpu().numpy()
+    order = np.argsort(-scores, kind="stable")
+    rles = encode_masks(masks[order])
+    records = []
+    for index, rle in zip(order, rles, strict=True):
+        label = int(instances.labels[index])
+        records.append(
+            dict(
+                label=label,
+                class_name=class_names[label] if class_names is not None else None,
+                score=float(scores[index]),
+                bbox_xyxy=[float(v) for v in instances.bboxes[index].tolist()],
+                mask=rle,
+            )
+        )
+    height, width = masks.shape[1:]
+    return dict(height=int(height), width=int(width), instances=records)
+
+
 def save_prediction(
     sample: DenseDataSample,
     raw_path: Path | None,
@@ -47,30 +95,52 @@ def save_prediction(
     depth_range: tuple[float, float] | None = None,
     alpha: float = 0.5,
 ) -> None:
-    """Write one sample's prediction: depth, relative disparity or segmentation, whichever it has.
+    """Write one sample's prediction: instances, depth, relative disparity or segmentation,
+    whichever it has (:func:`prediction_key`).
 
     Args:
-        sample: holds ``pred_sem_seg`` (H, W), ``pred_depth_map`` (H, W) metres or
+        sample: holds ``pred_instances`` (``labels``, ``scores``, ``bboxes``, ``masks`` at the
+            original size), ``pred_sem_seg`` (H, W), ``pred_depth_map`` (H, W) metres or
             ``pred_disparity_map`` (H, W) relative, and optionally the matching ground truth
             (``gt_sem_seg`` / ``gt_depth_map``), which the picture then shows as a third panel.
-        raw_path: PNG of the class index per pixel (uint8; the dataset's own label convention is
-            not re-applied), of the depth in millimetres (uint16, see
-            :func:`depth_to_millimetres`), or of the disparity scaled per image to 0..65535
-            (uint16, see :func:`disparity_to_uint16`); skipped if None.
-        picture_path: PNG of image | prediction (| ground truth): class overlays with a legend
-            (needs ``dataset_meta`` ``palette``, optionally ``classes``), depth coloured over
-            ``depth_range`` with a key in metres, or disparity coloured over its own range;
-            skipped if None.
+        raw_path: json of the instances (:func:`instances_to_json`), PNG of the class index per
+            pixel (uint8; the dataset's own label convention is not re-applied), of the depth in
+            millimetres (uint16, see :func:`depth_to_millimetres`), or of the disparity scaled
+            per image to 0..65535 (uint16, see :func:`disparity_to_uint16`); skipped if None.
+        picture_path: PNG of image | prediction (| ground truth): instance masks, boxes, class
+            names and scores (:func:`~dinoreg_dense.visualization.save_instances`; ``palette``
+            optional), class overlays with a legend (needs ``dataset_meta`` ``palette``,
+            optionally ``classes``), depth coloured over ``depth_range`` with a key in metres,
+            or disparity coloured over its own range; skipped if None.
         image: (H, W, 3) uint8 RGB, needed for the picture.
-        dataset_meta: the dataset's ``classes`` and ``palette`` (segmentation).
+        dataset_meta: the dataset's ``classes`` and ``palette`` (segmentation, instances).
         depth_range: (min, max) metres of the colour map (depth), e.g. the head's range.
         alpha: overlay opacity (segmentation).
 
     Raises:
         ValueError: a picture is asked for without ``image`` or, for depth, ``depth_range``.
     """
-    from ..visualization import save_comparison, save_depth_comparison
+    from ..visualization import save_comparison, save_depth_comparison, save_instances
 
+    meta = dataset_meta or {}
+    if prediction_key(sample) == "pred_instances":
+        instances = sample.pred_instances
+        if raw_path is not None:
+            Path(raw_path).parent.mkdir(parents=True, exist_ok=True)
+            record = instances_to_json(instances, meta.get("classes"))
+            Path(raw_path).write_text(json.dumps(record))
+        if picture_path is not None:
+            if image is None:
+                raise ValueError("a picture of the prediction needs the image")
+            save_instances(
+                picture_path,
+                image,
+                *(instances[k].cpu() for k in ("masks", "bboxes", "labels", "scores")),
+                palette=meta.get("palette"),
+                class_names=meta.get("classes"),
+                alpha=alpha,
+            )
+        return
     if "pred_disparity_map" in sample:
         kind, pred = "disparity", sample.pred_disparity_map.cpu().numpy()
     elif "pred_depth_map" in sample:
@@ -93,7 +163,6 @@ def save_prediction(
         gt = sample.gt_depth_map.cpu().numpy() if "gt_depth_map" in sample else None
         save_depth_comparison(picture_path, image, pred, *depth_range, gt=gt)
     else:
-        meta = dataset_meta or {}
         gt = sample.gt_sem_seg.cpu().numpy() if "gt_sem_seg" in sample else None
         save_comparison(
             picture_path,
@@ -124,14 +193,15 @@ def disparity_to_uint16(disparity: np.ndarray) -> np.ndarray:
 
 @HOOKS.register_module()
 class PredictionWriterHook(Hook):
-    """After every test batch, save each image's prediction, for segmentation or depth.
+    """After every test batch, save each image's prediction, for segmentation, depth or instances.
 
     Args:
         out_dir: if set, ``<stem>.png`` holding the predicted class index per pixel (uint8) or
-            depth in millimetres (uint16, 0 = none), as :func:`save_prediction` writes them.
+            depth in millimetres (uint16, 0 = none), or ``<stem>.json`` holding the instances,
+            as :func:`save_prediction` writes them.
         show_dir: if set, ``<stem>.png`` showing image | prediction | ground truth: class
-            overlays with a legend, or coloured depth with a key in metres over the head's
-            ``[min_depth, max_depth]``.
+            overlays with a legend, coloured depth with a key in metres over the head's
+            ``[min_depth, max_depth]``, or instance masks, boxes, names and scores.
         alpha: overlay opacity (segmentation).
     """
 
@@ -158,9 +228,10 @@ class PredictionWriterHook(Hook):
             image = None
             if self.show_dir is not None:
                 image = np.asarray(Image.open(sample.metainfo["img_path"]).convert("RGB"))
+            raw_suffix = Path(OUTPUT_SUFFIXES[prediction_key(sample)][0]).suffix
             save_prediction(
                 sample,
-                self.out_dir / f"{stem}.png" if self.out_dir else None,
+                self.out_dir / f"{stem}{raw_suffix}" if self.out_dir else None,
                 self.show_dir / f"{stem}.png" if self.show_dir else None,
                 image,
                 dataset_meta=runner.test_evaluator.dataset_meta,

@@ -2,6 +2,7 @@
 orientation applied; depth models write 16-bit millimetre PNGs and coloured pictures."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -123,6 +124,7 @@ def test_earlier_outputs_inside_an_input_folder_are_not_inputs(tmp_path, out_dir
     save_photo(tmp_path / out_dir / "sub" / "cat_pred.png", (8, 8))
     save_photo(tmp_path / out_dir / "cat_depth.png", (8, 8))
     save_photo(tmp_path / out_dir / "sub" / "cat_depth_color.png", (8, 8))
+    save_photo(tmp_path / out_dir / "cat_instances.png", (8, 8))
     listed = photos.list_photos([str(tmp_path)], tmp_path / out_dir)
     expected = ["cat.jpg"] + (["dog_pred.png"] if out_dir != "." else [])
     assert sorted(str(relative) for _, relative in listed) == expected
@@ -258,3 +260,47 @@ def test_released_depth_anything_file_gives_relative_disparity_pictures(tmp_path
     expected = (disparity - disparity.min()) / (disparity.max() - disparity.min()) * 65535
     assert stored.min() == 0 and stored.max() == 65535
     assert np.abs(stored - expected).max() <= 0.5 + 1e-3 * 65535
+
+
+@pytest.fixture(scope="module")
+def instance_config_and_checkpoint(tmp_path_factory) -> tuple[str, str]:
+    """The toy instance config and a run checkpoint of its (untrained, seeded) model."""
+    config = str(REPO / "configs" / "toy_instance_mask2former_vittiny.py")
+    torch.manual_seed(0)
+    model = MODELS.build(load_config(config).model)
+    meta = dict(dataset_meta=dict(classes=("disc", "square", "triangle")))
+    checkpoint = tmp_path_factory.mktemp("instance_model") / "run.pth"
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), checkpoint)
+    return config, str(checkpoint)
+
+
+def test_instance_configs_write_json_and_pictures_at_each_photos_size(
+    tmp_path, monkeypatch, instance_config_and_checkpoint
+):
+    from pycocotools import mask as mask_util
+
+    save_photo(tmp_path / "wide.jpg", (70, 50), seed=1)
+    save_photo(tmp_path / "tall.png", (41, 83), seed=2)  # odd sides, portrait
+    out = tmp_path / "out"
+    run_infer(monkeypatch, instance_config_and_checkpoint, str(tmp_path), "--out-dir", str(out))
+
+    # the outputs, inside the input folder, are not photos on a second run
+    assert [p.name for _, p in photos.list_photos([str(tmp_path)], out)] == ["tall.png", "wide.jpg"]
+    model = MODELS.build(load_config(instance_config_and_checkpoint[0]).model)
+    top_k = model.test_cfg["top_k"]
+    for name, (width, height) in (("wide", (70, 50)), ("tall", (41, 83))):
+        record = json.loads((out / f"{name}_instances.json").read_text())
+        assert (record["height"], record["width"]) == (height, width)
+        instances = record["instances"]
+        assert len(instances) == top_k
+        scores = [instance["score"] for instance in instances]
+        assert scores == sorted(scores, reverse=True)
+        for instance in instances:
+            assert instance["class_name"] == ("disc", "square", "triangle")[instance["label"]]
+            mask = mask_util.decode(instance["mask"])
+            assert mask.shape == (height, width)
+            x0, y0, x1, y1 = instance["bbox_xyxy"]
+            assert 0 <= x0 <= x1 <= width and 0 <= y0 <= y1 <= height
+            assert mask.sum() == mask[int(y0) : int(y1), int(x0) : int(x1)].sum()
+        picture_width, picture_height = Image.open(out / f"{name}_instances.png").size
+        assert picture_width == 2 * width and picture_height > height
