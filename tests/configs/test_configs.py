@@ -44,6 +44,7 @@ def test_configs_exist():
         "ade20k_mask2former_vits_reg",
         "coco_instance_mask2former_vits_reg",
         "toy_instance_mask2former_vittiny",
+        "toy_mask2former_vittiny",
     }
     assert mask2former <= {p.stem for p in MASK2FORMER}
     assert all("model" not in Config.fromfile(p) for p in DISCOVERY)
