@@ -11,6 +11,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 NormKind = Literal["layernorm", "rmsnorm"]
 FFNKind = Literal["mlp", "swiglu"]
+PosEncoding = Literal["learned", "rope"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,16 @@ class ViTArch:
         pos_embed_includes_cls: the position table has a leading row added to the cls token.
         interpolate_antialias, interpolate_offset: how position embeddings are resampled to
             other grids (see :func:`resample_pos_embed`).
+        key_bias: whether the key third of the qkv bias is used; DINOv3 masks it to zero (with
+            RoPE a key bias is no longer a per-query constant that softmax ignores).
+        pos_encoding: ``'learned'`` (a position table added to the patch tokens; the
+            ``pos_embed_*`` and ``interpolate_*`` fields) or ``'rope'`` (DINOv3's axial 2D
+            rotary encoding of patch queries and keys; no table, see
+            :mod:`~dinoreg_dense.backbones.rope`).
+        rope_base: base of the RoPE periods, ``base ** (4 i / head_dim)``.
+        rope_rescale: training-time RoPE coordinate rescaling: in train mode the coordinates
+            are multiplied by one log-uniform factor in ``[1 / s, s]`` per forward (DINOv3 trains
+            with 2.0); ``None`` (default) never; eval mode never rescales.
     """
 
     patch_size: int = 14
@@ -53,6 +64,10 @@ class ViTArch:
     pos_embed_includes_cls: bool = True
     interpolate_antialias: bool = False
     interpolate_offset: float = 0.1
+    key_bias: bool = True
+    pos_encoding: PosEncoding = "learned"
+    rope_base: float = 100.0
+    rope_rescale: float | None = None
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -101,6 +116,18 @@ for _name, _size in (("m", dict(embed_dim=512, depth=12, num_heads=8)), ("b", _S
         interpolate_offset=0.0,
         **_size,
     )
+# DINOv3 (S/B): patch 16, cls + 4 registers, LayerScale, LayerNorm eps 1e-5, GELU MLP x4, RoPE
+# base 100, key bias masked to zero.
+_DINOV3 = ViTArch(
+    patch_size=16,
+    norm_eps=1e-5,
+    num_register_tokens=4,
+    key_bias=False,
+    pos_encoding="rope",
+    rope_base=100.0,
+)
+for _size in "sbl":
+    ARCHS[f"vit{_size}16_dinov3"] = replace(_DINOV3, **_SIZES[_size])
 
 
 def swiglu_hidden_dim(dim: int, mlp_ratio: float) -> int:

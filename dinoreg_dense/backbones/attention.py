@@ -8,6 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .rope import apply_rope
+
+# RoPE cos and sin, each (N patches, head_dim) float32.
+Rope = tuple[Tensor, Tensor]
+
 
 class AttentionMaps(NamedTuple):
     """Internals of one attention layer, all over the full token sequence (prefix included).
@@ -54,6 +59,8 @@ class Attention(nn.Module):
     Args:
         dim, num_heads: embedding width and number of heads.
         qkv_bias, proj_bias: biases of the input and output projections.
+        key_bias: whether the key third of the qkv bias is used (DINOv3 masks it to zero; the
+            parameter keeps its full 3C size so checkpoints keep one layout).
         core_dtype: dtype in which ``forward`` computes softmax(q k^T / sqrt(d)) v when it differs
             from q / k / v, e.g. float32 under bfloat16 autocast on CPUs whose bfloat16 matmuls
             are slower than float32 ones (no AMX); the result is cast back. ``None`` (default)
@@ -66,30 +73,42 @@ class Attention(nn.Module):
         num_heads: int,
         qkv_bias: bool = True,
         proj_bias: bool = True,
+        key_bias: bool = True,
         core_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
         self.core_dtype = core_dtype
+        self.key_bias = key_bias
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
-    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _qkv(self, x: Tensor, rope: Rope | None) -> tuple[Tensor, Tensor, Tensor]:
         b, t, c = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        bias = self.qkv.bias
+        if bias is None or self.key_bias:
+            qkv = self.qkv(x)
+        else:
+            masked = torch.cat((bias[:c], bias.new_zeros(c), bias[2 * c :]))
+            qkv = F.linear(x, self.qkv.weight, masked)
+        qkv = qkv.reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
 
     def _merge_heads(self, x: Tensor) -> Tensor:
         b, heads, t, head_dim = x.shape
         return self.proj(x.transpose(1, 2).reshape(b, t, heads * head_dim))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, C) -> (B, T, C)."""
-        q, k, v = self._qkv(x)
+    def forward(self, x: Tensor, rope: Rope | None = None) -> Tensor:
+        """x: (B, T, C) -> (B, T, C); ``rope``: (cos, sin), each (N, head_dim), rotates the
+        last N tokens' queries and keys (see :func:`~dinoreg_dense.backbones.rope.apply_rope`)."""
+        q, k, v = self._qkv(x, rope)
         if self.core_dtype is None or self.core_dtype == q.dtype:
             return self._merge_heads(F.scaled_dot_product_attention(q, k, v))
         dtype = self.core_dtype
@@ -98,9 +117,12 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype))
         return self._merge_heads(out.to(q.dtype))
 
-    def forward_with_attention(self, x: Tensor) -> tuple[Tensor, AttentionMaps]:
-        """Same output as ``forward`` plus the layer's q / k / v and softmax attention."""
-        q, k, v = self._qkv(x)
+    def forward_with_attention(
+        self, x: Tensor, rope: Rope | None = None
+    ) -> tuple[Tensor, AttentionMaps]:
+        """Same output as ``forward`` plus the layer's q / k / v (after RoPE) and softmax
+        attention."""
+        q, k, v = self._qkv(x, rope)
         attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
         return self._merge_heads(attn @ v), AttentionMaps(q, k, v, attn)
 

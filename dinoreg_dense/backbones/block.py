@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..arch import FFNKind, NormKind, swiglu_hidden_dim
-from .attention import Attention, AttentionMaps
+from .attention import Attention, AttentionMaps, Rope
 from .ffn import Mlp, SwiGLUFFN
 
 # Token rows per FFN chunk (measured on 2 cores: 512-2048 all beat whole-batch; 1024 is central).
@@ -97,9 +97,11 @@ def _cast_for_autocast(module: nn.Module, device_type: str) -> dict[str, Tensor]
     return {name: p.to(dtype) for name, p in params.items() if p.is_floating_point()}
 
 
-def _call(module: nn.Module, params: dict[str, Tensor] | None, x: Tensor) -> Tensor:
-    """``module(x)``, with ``params`` standing in for its own parameters when given."""
-    return module(x) if params is None else functional_call(module, params, (x,))
+def _call(
+    module: nn.Module, params: dict[str, Tensor] | None, *args: Tensor | Rope | None
+) -> Tensor:
+    """``module(*args)``, with ``params`` standing in for its own parameters when given."""
+    return module(*args) if params is None else functional_call(module, params, args)
 
 
 class Block(nn.Module):
@@ -124,13 +126,16 @@ class Block(nn.Module):
         layerscale_init: float | None = None,
         norm_layer: NormKind = "layernorm",
         norm_eps: float = 1e-6,
+        key_bias: bool = True,
         drop_path: float = 0.0,
         blocked_inference: bool | None = None,
     ) -> None:
         super().__init__()
         self.blocked_inference = blocked_inference
         self.norm1 = make_norm(norm_layer, dim, norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias)
+        self.attn = Attention(
+            dim, num_heads, qkv_bias=qkv_bias, proj_bias=proj_bias, key_bias=key_bias
+        )
         has_ls = layerscale_init is not None  # 0.0 is a valid (if odd) initial scale
         self.ls1 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()
         self.norm2 = make_norm(norm_layer, dim, norm_eps)
@@ -143,16 +148,18 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, C) -> (B, T, C)."""
+    def forward(self, x: Tensor, rope: Rope | None = None) -> Tensor:
+        """x: (B, T, C) -> (B, T, C); ``rope``: the patches' RoPE (cos, sin), if any."""
         if self._blocked_path_applies(x):
-            return self._forward_blocked(x)
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+            return self._forward_blocked(x, rope)
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), rope)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
-    def forward_with_attention(self, x: Tensor) -> tuple[Tensor, AttentionMaps]:
+    def forward_with_attention(
+        self, x: Tensor, rope: Rope | None = None
+    ) -> tuple[Tensor, AttentionMaps]:
         """Same as ``forward`` and also the attention layer's q / k / v / attention."""
-        attn_out, maps = self.attn.forward_with_attention(self.norm1(x))
+        attn_out, maps = self.attn.forward_with_attention(self.norm1(x), rope)
         x = x + self.drop_path(self.ls1(attn_out))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x)))), maps
 
@@ -173,7 +180,7 @@ class Block(nn.Module):
             and not torch.compiler.is_compiling()
         )
 
-    def _forward_blocked(self, x: Tensor) -> Tensor:
+    def _forward_blocked(self, x: Tensor, rope: Rope | None) -> Tensor:
         """The plain forward computed group by group; never writes into ``x``."""
         b, t, c = x.shape
         groups = _even_slices(b, max(1, ATTN_GROUP_ROWS // t))
@@ -181,11 +188,11 @@ class Block(nn.Module):
         attn_params = _cast_for_autocast(self.attn, x.device.type) if len(groups) > 1 else None
         mlp_params = _cast_for_autocast(self.mlp, x.device.type) if len(chunks) > 1 else None
         first, *rest = groups
-        branch = _call(self.attn, attn_params, self.norm1(x[first]))
+        branch = _call(self.attn, attn_params, self.norm1(x[first]), rope)
         out = torch.empty((b, t, c), dtype=_residual_dtype(x, branch, self.ls1), device=x.device)
         _add_residual(x[first], branch, self.ls1, out=out[first])
         for group in rest:
-            branch = _call(self.attn, attn_params, self.norm1(x[group]))
+            branch = _call(self.attn, attn_params, self.norm1(x[group]), rope)
             _add_residual(x[group], branch, self.ls1, out=out[group])
         rows = out.view(b * t, c)
         for chunk in chunks:

@@ -18,9 +18,10 @@ from torch import Tensor, nn
 from ..arch import ViTArch, resolve_arch
 from ..checkpoint import PretrainedFile
 from ..registry import MODELS
-from .attention import AttentionMaps, TokenAttention
+from .attention import AttentionMaps, Rope, TokenAttention
 from .block import Block, make_norm
 from .pos_embed import resample_pos_embed
+from .rope import patch_coordinates, rescale_coordinates, rope_cos_sin, rope_periods
 
 logger = logging.getLogger(__name__)
 
@@ -119,9 +120,16 @@ class RegisterViT(nn.Module):
             if a.num_register_tokens
             else None
         )
-        pos_rows = a.pos_embed_grid[0] * a.pos_embed_grid[1]
-        pos_rows += int(a.class_token and a.pos_embed_includes_cls)
-        self.pos_embed = nn.Parameter(torch.zeros(1, pos_rows, a.embed_dim))
+        self.pos_embed: nn.Parameter | None = None
+        if a.pos_encoding == "learned":
+            pos_rows = a.pos_embed_grid[0] * a.pos_embed_grid[1]
+            pos_rows += int(a.class_token and a.pos_embed_includes_cls)
+            self.pos_embed = nn.Parameter(torch.zeros(1, pos_rows, a.embed_dim))
+        elif a.embed_dim // a.num_heads % 4:
+            raise ValueError(
+                f"RoPE needs a head dim divisible by 4; embed_dim {a.embed_dim} / num_heads "
+                f"{a.num_heads} is not"
+            )
         drop_rates = torch.linspace(0, drop_path_rate, a.depth).tolist()
         self.blocks = nn.ModuleList(
             Block(
@@ -135,6 +143,7 @@ class RegisterViT(nn.Module):
                 layerscale_init=a.layerscale_init,
                 norm_layer=a.norm_layer,
                 norm_eps=a.norm_eps,
+                key_bias=a.key_bias,
                 drop_path=rate,
                 blocked_inference=blocked_inference,
             )
@@ -163,7 +172,8 @@ class RegisterViT(nn.Module):
 
     # ------------------------------------------------------------------ set-up
     def _init_weights(self) -> None:
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
         if self.register_tokens is not None:
@@ -181,6 +191,7 @@ class RegisterViT(nn.Module):
         return (
             f"ViT embed_dim {a.embed_dim}, depth {a.depth}, {a.num_heads} heads, patch "
             f"{a.patch_size}, {cls}{a.num_register_tokens} registers"
+            + (", RoPE" if a.pos_encoding == "rope" else "")
         )
 
     def load_pretrained(self, checkpoint: str | Path | PretrainedFile) -> None:
@@ -227,8 +238,10 @@ class RegisterViT(nn.Module):
         return self.arch.depth
 
     # ------------------------------------------------------------------ tokens
-    def _embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int], tuple[int, int]]:
-        """(B, 3, H, W) -> tokens (B, T, C), patch grid (h, w), padding (bottom, right)."""
+    def _embed(self, x: Tensor) -> tuple[Tensor, tuple[int, int], tuple[int, int], Rope | None]:
+        """(B, 3, H, W) -> tokens (B, T, C), patch grid (h, w), padding (bottom, right), and the
+        patches' RoPE (cos, sin), each (h * w, head_dim) float32, or ``None`` with a learned
+        position table."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(x.shape)}")
         p = self.patch_size
@@ -239,15 +252,16 @@ class RegisterViT(nn.Module):
         grid = (patches.shape[-2], patches.shape[-1])
         patches = patches.flatten(2).transpose(1, 2)
         a = self.arch
-        has_cls_row = a.class_token and a.pos_embed_includes_cls
-        patch_pos = resample_pos_embed(
-            self.pos_embed[:, int(has_cls_row) :],
-            a.pos_embed_grid,
-            grid,
-            antialias=a.interpolate_antialias,
-            offset=a.interpolate_offset,
-        )
-        patches = patches + patch_pos.to(patches.dtype)
+        has_cls_row = self.pos_embed is not None and a.class_token and a.pos_embed_includes_cls
+        if self.pos_embed is not None:
+            patch_pos = resample_pos_embed(
+                self.pos_embed[:, int(has_cls_row) :],
+                a.pos_embed_grid,
+                grid,
+                antialias=a.interpolate_antialias,
+                offset=a.interpolate_offset,
+            )
+            patches = patches + patch_pos.to(patches.dtype)
         b = x.shape[0]
         prefix = []
         if self.cls_token is not None:
@@ -256,7 +270,18 @@ class RegisterViT(nn.Module):
         if self.register_tokens is not None:
             regs = self.register_tokens.expand(b, -1, -1)
             prefix.insert(0 if a.registers_before_cls else len(prefix), regs)
-        return torch.cat([*prefix, patches], dim=1), grid, (pad_h, pad_w)
+        tokens = torch.cat([*prefix, patches], dim=1)
+        return tokens, grid, (pad_h, pad_w), self._rope(grid, x.device)
+
+    def _rope(self, grid: tuple[int, int], device: torch.device) -> Rope | None:
+        """The patches' RoPE (cos, sin) for a patch grid, ``None`` with a learned table."""
+        a = self.arch
+        if a.pos_encoding != "rope":
+            return None
+        coords = patch_coordinates(grid, device)
+        if self.training and a.rope_rescale is not None:
+            coords = rescale_coordinates(coords, a.rope_rescale)
+        return rope_cos_sin(coords, rope_periods(a.embed_dim // a.num_heads, a.rope_base, device))
 
     def _prefix_positions(self) -> tuple[int | None, slice]:
         """Sequence index of the cls token (``None`` without one) and slice of the registers."""
@@ -330,16 +355,16 @@ class RegisterViT(nn.Module):
     ) -> ViTFeatures:
         indices = self.out_indices if out_indices is None else self._normalise_indices(out_indices)
         norm = self.norm_outputs if norm is None else norm
-        tokens, (gh, gw), padding = self._embed(x)
+        tokens, (gh, gw), padding, rope = self._embed(x)
         last = len(self.blocks) - 1 if return_attention else max(indices)
         wanted = set(indices)
         outputs: dict[int, Tensor] = {}
         maps = None
         for i, block in enumerate(self.blocks[: last + 1]):
             if return_attention and i == len(self.blocks) - 1:
-                tokens, maps = block.forward_with_attention(tokens)
+                tokens, maps = block.forward_with_attention(tokens, rope)
             else:
-                tokens = block(tokens)
+                tokens = block(tokens, rope)
             if i in wanted:
                 outputs[i] = self.norm(tokens) if norm else tokens
         patch_maps, cls_tokens, register_tokens = [], [], []
@@ -368,9 +393,9 @@ class RegisterViT(nn.Module):
         """DINOv2-style dict of the last layer: ``x_norm_clstoken`` (B, C) or None,
         ``x_norm_regtokens`` (B, R, C), ``x_norm_patchtokens`` (B, N, C), ``x_prenorm``
         (B, T, C)."""
-        tokens, _, _ = self._embed(x)
+        tokens, _, _, rope = self._embed(x)
         for block in self.blocks:
-            tokens = block(tokens)
+            tokens = block(tokens, rope)
         cls, regs, patches = self.split_tokens(self.norm(tokens))
         return {
             "x_norm_clstoken": cls,

@@ -1,11 +1,13 @@
-"""Hugging Face ``Dinov2WithRegistersModel``, ``Dinov2Model`` and ``ViTModel`` (DINO v1) weights
-and their ``config.json``.
+"""Hugging Face ``Dinov2WithRegistersModel``, ``Dinov2Model``, ``DINOv3ViTModel`` and ``ViTModel``
+(DINO v1) weights and their ``config.json``.
 
 Two generations of names are accepted: the names on the Hub and written by ``save_pretrained``
 (``encoder.layer.i.attention.attention.query``, ``mlp.weights_in``, ``intermediate.dense``) and
 the module names of transformers >= 5 (``attention.q_proj``, ``mlp.gate_proj``, ``layers.i``).
 Separate q / k / v projections are concatenated into our fused ``attn.qkv``; SwiGLU's gate and
-value projections into ``mlp.w12`` (gate first, as DINOv2 packs them).
+value projections into ``mlp.w12`` (gate first, as DINOv2 packs them). DINOv3 names its GELU MLP
+``mlp.up_proj`` / ``mlp.down_proj`` (our ``fc1`` / ``fc2``) and has no key bias (a zero one is
+filled in; the model masks it anyway).
 """
 
 import re
@@ -18,7 +20,7 @@ from torch import Tensor
 from ..arch import ViTArch
 from .infer import mlp_ratio_for
 
-_LAYER = re.compile(r"^(?:encoder\.layer|layers)\.(\d+)\.(.+)\.(weight|bias|lambda1)$")
+_LAYER = re.compile(r"^(?:encoder\.|model\.)?layers?\.(\d+)\.(.+)\.(weight|bias|lambda1)$")
 # Module path inside an HF layer -> ours. Legacy names first, transformers-5 names second.
 _LAYER_MODULES = {
     "norm1": "norm1",
@@ -37,6 +39,8 @@ _LAYER_MODULES = {
     "mlp.weights_out": "mlp.w3",
     "mlp.down_proj": "mlp.w3",
 }
+# A GELU MLP under SwiGLU-style names (DINOv3 S/B/L): no gate_proj in the layer.
+_UNGATED_MLP = {"mlp.up_proj": "mlp.fc1", "mlp.down_proj": "mlp.fc2"}
 # Parts concatenated along the output dimension: module path -> (our module, position).
 _FUSED_PARTS = {
     "attention.attention.query": ("attn.qkv", 0),
@@ -55,6 +59,8 @@ _TOP_LEVEL = {
     "embeddings.position_embeddings": "pos_embed",
     "embeddings.patch_embeddings.projection.weight": "patch_embed.weight",
     "embeddings.patch_embeddings.projection.bias": "patch_embed.bias",
+    "embeddings.patch_embeddings.weight": "patch_embed.weight",  # DINOv3
+    "embeddings.patch_embeddings.bias": "patch_embed.bias",
     "layernorm.weight": "norm.weight",
     "layernorm.bias": "norm.bias",
 }
@@ -75,6 +81,21 @@ _HF_DEFAULTS: dict[str, dict[str, Any]] = {
     "dinov2": _DINOV2_DEFAULTS,
     "dinov2_with_registers": {**_DINOV2_DEFAULTS, "patch_size": 16, "num_register_tokens": 4},
     "vit": dict(patch_size=16, hidden_act="gelu", layer_norm_eps=1e-12, qkv_bias=True),
+    # DINOv3ViTConfig's defaults (ViT-S/16 sizes aside).
+    "dinov3_vit": dict(
+        patch_size=16,
+        hidden_act="gelu",
+        layer_norm_eps=1e-5,
+        rope_theta=100.0,
+        query_bias=True,
+        key_bias=False,
+        value_bias=True,
+        proj_bias=True,
+        mlp_bias=True,
+        layerscale_value=1.0,
+        use_gated_mlp=False,
+        num_register_tokens=0,
+    ),
 }
 HF_MODEL_TYPES = tuple(_HF_DEFAULTS)
 
@@ -92,6 +113,7 @@ def convert_hf(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         ``pooler.*`` and ``classifier.*`` dropped; unknown keys passed through unchanged.
     """
     converted: dict[str, Tensor] = {}
+    gated = any(".mlp.gate_proj." in key for key in state)
     # (block index, our module, param) -> {position: (original key, tensor)}
     parts: dict[tuple[str, str, str], dict[int, tuple[str, Tensor]]] = {}
     for key, value in state.items():
@@ -106,7 +128,9 @@ def convert_hf(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
             continue
         index, module, param = layer.groups()
         param = "gamma" if param == "lambda1" else param
-        if module in _LAYER_MODULES:
+        if module in _UNGATED_MLP and not gated:
+            converted[f"blocks.{index}.{_UNGATED_MLP[module]}.{param}"] = value
+        elif module in _LAYER_MODULES:
             converted[f"blocks.{index}.{_LAYER_MODULES[module]}.{param}"] = value
         elif module in _FUSED_PARTS:
             ours, position = _FUSED_PARTS[module]
@@ -114,6 +138,10 @@ def convert_hf(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         else:
             converted[key] = value
     for (index, ours, param), pieces in parts.items():
+        if ours == "attn.qkv" and param == "bias" and set(pieces) == {0, 2}:
+            # DINOv3 has no key bias: a zero one is exact (our model masks it to zero too).
+            query = pieces[0][1]
+            pieces[1] = (f"{index}.key_bias", query.new_zeros(query.shape))
         if len(pieces) != _NUM_PARTS[ours]:
             # An incomplete set keeps its original names, which loading then reports.
             converted.update(dict(pieces.values()))
@@ -129,6 +157,8 @@ def hf_variant(state: Mapping[str, Tensor], config: Mapping[str, Any] | None) ->
     config = backbone_config(config) if config is not None else None
     if config is not None and "model_type" in config:
         return str(config["model_type"])
+    if "embeddings.patch_embeddings.weight" in state:
+        return "dinov3_vit"
     if "embeddings.register_tokens" in state:
         return "dinov2_with_registers"
     if any(".layer_scale1." in key for key in state):
@@ -162,6 +192,8 @@ def arch_from_hf_config(config: Mapping[str, Any]) -> ViTArch:
     patch = _pair(values["patch_size"])
     if patch[0] != patch[1]:
         raise ValueError(f"non-square patches {patch} are not supported")
+    if model_type == "dinov3_vit":
+        return _dinov3_arch(values, patch[0])
     image = _pair(values.get("image_size", 224))
     dim = int(values["hidden_size"])
     swiglu = bool(values.get("use_swiglu_ffn", False))
@@ -188,6 +220,43 @@ def arch_from_hf_config(config: Mapping[str, Any]) -> ViTArch:
         pos_embed_grid=(image[0] // patch[0], image[1] // patch[1]),
         interpolate_antialias=model_type == "dinov2_with_registers",
         interpolate_offset=0.0,
+    )
+
+
+def _dinov3_arch(values: Mapping[str, Any], patch: int) -> ViTArch:
+    """:class:`ViTArch` of a ``DINOv3ViTConfig`` (defaults filled in): RoPE, no position table.
+
+    The training-time coordinate augmentations (``pos_embed_shift`` / ``jitter`` / ``rescale``)
+    act in train mode only and are left off: eval outputs are what the config determines.
+    """
+    if values["use_gated_mlp"]:
+        raise ValueError(
+            "DINOv3 gated (SwiGLU) MLPs (ViT-S+/H+/7B) are not supported yet; S/B/L load"
+        )
+    if values["hidden_act"] != "gelu":
+        raise ValueError(f"hidden_act {values['hidden_act']!r} is not supported (only 'gelu')")
+    if not values["query_bias"] == values["value_bias"] == values["mlp_bias"]:
+        raise ValueError(
+            "query_bias, value_bias and mlp_bias must agree (RegisterViT has one qkv bias and "
+            f"one FFN bias); got {values['query_bias']}, {values['value_bias']}, "
+            f"{values['mlp_bias']}"
+        )
+    dim = int(values["hidden_size"])
+    return ViTArch(
+        patch_size=patch,
+        embed_dim=dim,
+        depth=int(values["num_hidden_layers"]),
+        num_heads=int(values["num_attention_heads"]),
+        mlp_ratio=mlp_ratio_for(dim, int(values.get("intermediate_size", 4 * dim))),
+        qkv_bias=bool(values["query_bias"]),
+        proj_bias=bool(values["proj_bias"]),
+        ffn_bias=bool(values["mlp_bias"]),
+        layerscale_init=float(values["layerscale_value"]) or 1e-5,
+        norm_eps=float(values["layer_norm_eps"]),
+        num_register_tokens=int(values["num_register_tokens"]),
+        key_bias=bool(values["key_bias"]) and bool(values["query_bias"]),
+        pos_encoding="rope",
+        rope_base=float(values["rope_theta"]),
     )
 
 

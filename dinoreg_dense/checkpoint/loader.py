@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 # ('teacher.backbone.', 'module.', 'dinov2.' ...).
 _ANCHORS = (
     "embeddings.patch_embeddings.projection.weight",
+    "embeddings.patch_embeddings.weight",  # HF DINOv3
     "patch_embed.proj.weight",
     "patch_embed.weight",
     "conv_proj.weight",  # birder
@@ -37,13 +38,12 @@ _ANCHORS = (
 _HF_CLASSES = {
     "dinov2": "Dinov2Model",
     "dinov2_with_registers": "Dinov2WithRegistersModel",
+    "dinov3_vit": "DINOv3ViTModel",
     "vit": "ViTModel (DINO v1)",
 }
 _SHOWN = 5  # offending keys quoted per kind in error messages
-# Tensors only DINOv3 ViTs have (its extra "storage" registers and RoPE periods; DINOv3 has no
-# learned position table), and its Hugging Face model_type.
+# Tensors only the official DINOv3 .pth has (its "storage" registers and RoPE periods).
 _DINOV3_KEYS = ("storage_tokens", "rope_embed.periods")
-_DINOV3_HF_MODEL_TYPE = "dinov3_vit"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,6 @@ def read_arch(path: str | Path) -> ViTArch:
     """
     path = check_exists(path)
     metadata, config = read_header(path)
-    _refuse_dinov3(path, (), config)
     if not is_native(metadata) and config is None:
         return PretrainedFile(path).arch
     try:
@@ -192,7 +191,7 @@ def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Ten
 
 def _load(path: Path) -> _Loaded:
     file = read_checkpoint(path)
-    _refuse_dinov3(file.path, file.tensors, file.hf_config)
+    _refuse_dinov3_pth(file.path, file.tensors)
     prefix, state = _backbone_tensors(file)
     kind = _detect(state, file.metadata)
     fmt = _FORMATS[kind]
@@ -211,21 +210,20 @@ def _load(path: Path) -> _Loaded:
     return _Loaded(file, kind, name, converted, options)
 
 
-def _refuse_dinov3(path: Path, keys: Iterable[str], hf_config: Mapping[str, Any] | None) -> None:
-    """CheckpointError when the file is a DINOv3 ViT (official ``.pth`` keys, under any prefix,
-    or an HF ``DINOv3ViTModel`` config): its RoPE positions are not computed by RegisterViT, and
-    without this check it would be mistaken for DINOv2 and fail on a missing ``pos_embed``."""
-    model_type = (hf_config or {}).get("model_type")
+def _refuse_dinov3_pth(path: Path, keys: Iterable[str]) -> None:
+    """CheckpointError when the file is an official DINOv3 ``.pth`` (its keys, under any
+    prefix): its converter does not exist yet, and without this check it would be mistaken for
+    DINOv2 and fail on a missing ``pos_embed``. HF ``DINOv3ViTModel`` folders do load."""
     marker = next(
         (key for key in keys for name in _DINOV3_KEYS if key == name or key.endswith("." + name)),
         None,
     )
-    if model_type != _DINOV3_HF_MODEL_TYPE and marker is None:
+    if marker is None:
         return
-    evidence = f"model_type {model_type!r}" if marker is None else f"tensor {marker!r}"
     raise CheckpointError(
-        f"DINOv3 checkpoint (file {path}, {evidence}): DINOv3 backbones are not supported yet "
-        "(planned); use a DINOv2 / DINO / timm / HF / birder file"
+        f"official DINOv3 checkpoint (file {path}, tensor {marker!r}): the official DINOv3 .pth "
+        "format is not supported yet (planned); load the Hugging Face DINOv3ViTModel folder of "
+        "the same model instead"
     )
 
 
@@ -253,7 +251,7 @@ def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
 def _detect(state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
     if is_native(metadata):
         return "native"
-    if "embeddings.patch_embeddings.projection.weight" in state:
+    if any(key in state for key in _ANCHORS[:2]):
         return "hf"
     if "conv_proj.weight" in state or "conv_proj.0.weight" in state:
         return "birder"
@@ -278,6 +276,9 @@ def _file_arch(loaded: _Loaded) -> ViTArch:
             return arch_from_metadata(file.metadata)
         if loaded.kind == "hf" and file.hf_config is not None:
             return arch_from_hf_config(file.hf_config)
+        if loaded.kind == "hf" and "pos_embed" not in loaded.state:
+            # Only DINOv3 (RoPE) has no position table; its shapes do not give its RoPE settings.
+            raise ValueError("DINOv3ViTModel weights need the config.json saved next to them")
         if loaded.kind == "birder":
             return arch_from_birder(loaded.state, **loaded.options)
         return infer_arch(loaded.state, **_inference_defaults(loaded))

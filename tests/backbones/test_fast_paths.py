@@ -11,8 +11,9 @@ from torch import nn
 
 import dinoreg_dense.backbones.block as block_module
 from dinoreg_dense.backbones import RegisterViT
-from dinoreg_dense.backbones.attention import Attention, set_attention_core_dtype
+from dinoreg_dense.backbones.attention import Attention, Rope, set_attention_core_dtype
 from dinoreg_dense.backbones.block import Block
+from dinoreg_dense.backbones.rope import patch_coordinates, rope_cos_sin, rope_periods
 
 DIM, HEADS = 32, 4
 
@@ -31,16 +32,16 @@ def blocked_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     runs: list[tuple[int, ...]] = []
     original = Block._forward_blocked
 
-    def spy(self: Block, x: torch.Tensor) -> torch.Tensor:
+    def spy(self: Block, x: torch.Tensor, rope: Rope | None) -> torch.Tensor:
         runs.append(tuple(x.shape))
-        return original(self, x)
+        return original(self, x, rope)
 
     monkeypatch.setattr(Block, "_forward_blocked", spy)
     return runs
 
 
 def refuse_blocked(monkeypatch: pytest.MonkeyPatch, why: str) -> None:
-    def refuse(self: Block, x: torch.Tensor) -> torch.Tensor:
+    def refuse(self: Block, x: torch.Tensor, rope: Rope | None) -> torch.Tensor:
         raise AssertionError(why)
 
     monkeypatch.setattr(Block, "_forward_blocked", refuse)
@@ -58,10 +59,10 @@ def make_block(**kwargs) -> Block:
     return block
 
 
-def plain(block: Block, x: torch.Tensor) -> torch.Tensor:
+def plain(block: Block, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
     setting, block.blocked_inference = block.blocked_inference, False
     try:
-        return block(x)
+        return block(x, rope)
     finally:
         block.blocked_inference = setting
 
@@ -93,6 +94,19 @@ def test_blocked_forward_equals_plain(options, mode, blocked_runs):
 
 
 @pytest.mark.usefixtures("small_chunks")
+def test_blocked_forward_with_rope_equals_plain(blocked_runs):
+    """DINOv3's RoPE (1 prefix + 2 x 3 patches) and masked key bias reach every attention group."""
+    block, x = make_block(key_bias=False), tokens()
+    rope = rope_cos_sin(patch_coordinates((2, 3)), rope_periods(DIM // HEADS, 100.0))
+    with torch.inference_mode():
+        expected = plain(block, x, rope)
+        got = block(x, rope)
+        assert not torch.allclose(expected, plain(block, x), atol=1e-3)
+    assert blocked_runs == [(3, 7, DIM)]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.usefixtures("small_chunks")
 def test_blocked_forward_leaves_its_input_alone(blocked_runs):
     block, x = make_block(), tokens()
     before = x.clone()
@@ -107,9 +121,9 @@ def test_small_chunks_really_split_the_work(monkeypatch):
     calls = []
     original = block_module._call
 
-    def counting(module, params, x):
+    def counting(module, params, x, *rest):
         calls.append((type(module).__name__, x.shape[0]))
-        return original(module, params, x)
+        return original(module, params, x, *rest)
 
     monkeypatch.setattr(block_module, "_call", counting)
     with torch.inference_mode():
