@@ -5,6 +5,7 @@ a :class:`ViTArch` and :class:`~dinoreg_dense.backbones.RegisterViT` is built fr
 depend on this file and neither on the other.
 """
 
+import math
 import types
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, Union, get_args, get_origin
@@ -193,3 +194,13 @@ def _describe(annotation: Any) -> str:
     if get_origin(annotation) is Literal:
         return " or ".join(repr(a) for a in get_args(annotation))
     return getattr(annotation, "__name__", str(annotation))
+
+
+def count_flops(arch: ViTArch, height: int, width: int) -> float:
+    """Forward FLOPs (2 per multiply-add) of the transformer at an input size:
+    2 * [L * (12 T D^2 + 2 T^2 D) + P D 3 p^2] with T tokens, P patches, p patch size."""
+    p = arch.patch_size
+    patches = math.ceil(height / p) * math.ceil(width / p)
+    t = patches + arch.num_prefix_tokens
+    d = arch.embed_dim
+    return 2.0 * (arch.depth * (12 * t * d * d + 2 * t * t * d) + patches * d * 3 * p * p)

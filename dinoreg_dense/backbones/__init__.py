@@ -1,9 +1,9 @@
 """Register Vision Transformer backbones."""
 
-from ..arch import ARCHS, ViTArch, resolve_arch
+from ..arch import ARCHS, ViTArch, count_flops, resolve_arch
 from .attention import AttentionMaps, TokenAttention
 from .pos_embed import resample_pos_embed
-from .vit import RegisterViT, ViTFeatures, count_flops
+from .vit import RegisterViT, ViTFeatures
 
 __all__ = [
     "ARCHS",

@@ -4,7 +4,6 @@ import dataclasses
 import difflib
 import inspect
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,13 +402,3 @@ class RegisterViT(nn.Module):
             "x_norm_patchtokens": patches,
             "x_prenorm": tokens,
         }
-
-
-def count_flops(arch: ViTArch, height: int, width: int) -> float:
-    """Forward FLOPs (2 per multiply-add) of the transformer at an input size:
-    2 * [L * (12 T D^2 + 2 T^2 D) + P D 3 p^2] with T tokens, P patches, p patch size."""
-    p = arch.patch_size
-    patches = math.ceil(height / p) * math.ceil(width / p)
-    t = patches + arch.num_prefix_tokens
-    d = arch.embed_dim
-    return 2.0 * (arch.depth * (12 * t * d * d + 2 * t * t * d) + patches * d * 3 * p * p)
