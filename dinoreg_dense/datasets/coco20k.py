@@ -19,6 +19,7 @@ import numpy as np
 from dinoreg_dense.registry import DATASETS
 
 from .base import BaseDenseDataset
+from .coco_instances import load_coco, xywh_to_xyxy
 
 COCO20K_LAYOUT = """\
   <data_root>/train2014/COCO_train2014_000000000009.jpg ...
@@ -81,8 +82,7 @@ def coco_boxes(
     for annotation in annotations:
         if annotation.get("iscrowd", 0):
             continue
-        x, y, w, h = (float(v) for v in annotation["bbox"])
-        box = np.clip([x, y, x + w, y + h], 0, [width, height, width, height])
+        box = xywh_to_xyxy(annotation["bbox"], width, height)
         if box[2] <= box[0] or box[3] <= box[1]:
             empty += 1
             continue
@@ -125,22 +125,14 @@ class COCO20kDataset(BaseDenseDataset):
         image_list: str | Path = "coco_20k_filenames.txt",
         img_dir: str | Path = "train2014",
     ) -> None:
-        try:
-            from pycocotools.coco import COCO
-        except ImportError as err:
-            raise ImportError(
-                "COCO20kDataset reads COCO's json with pycocotools: pip install pycocotools"
-            ) from err
         data_root = Path(data_root).expanduser()
         ann_path, list_path, image_dir = (data_root / p for p in (ann_file, image_list, img_dir))
-        for path, kind in ((ann_path, "file"), (image_dir, "folder")):
-            exists = path.is_file() if kind == "file" else path.is_dir()
-            if not exists:
-                raise FileNotFoundError(
-                    f"{kind} '{path}' does not exist. Expected:\n{COCO20K_LAYOUT}\n{HELP}"
-                )
+        coco = load_coco(ann_path, COCO20K_LAYOUT, HELP)
+        if not image_dir.is_dir():
+            raise FileNotFoundError(
+                f"folder '{image_dir}' does not exist. Expected:\n{COCO20K_LAYOUT}\n{HELP}"
+            )
         ids = read_image_list(list_path)
-        coco = COCO(str(ann_path))
         unknown = [i for i in ids if i not in coco.imgs]
         if unknown:
             raise FileNotFoundError(

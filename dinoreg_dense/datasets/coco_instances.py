@@ -44,12 +44,15 @@ HELP = (
 )
 
 
-def load_coco(ann_file: str | Path, layout: str = COCO_INSTANCES_LAYOUT) -> Any:
+def load_coco(
+    ann_file: str | Path, layout: str = COCO_INSTANCES_LAYOUT, help_text: str = HELP
+) -> Any:
     """A ``pycocotools.coco.COCO`` index of a COCO json.
 
     Args:
         ann_file: path of the json.
         layout: the expected tree, quoted when the file is missing.
+        help_text: where to read more / how to write a toy dataset, quoted then too.
 
     Raises:
         ImportError: pycocotools is not installed.
@@ -64,7 +67,7 @@ def load_coco(ann_file: str | Path, layout: str = COCO_INSTANCES_LAYOUT) -> Any:
     ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise FileNotFoundError(
-            f"annotation file '{ann_file}' does not exist. Expected:\n{layout}\n{HELP}"
+            f"annotation file '{ann_file}' does not exist. Expected:\n{layout}\n{help_text}"
         )
     return COCO(str(ann_file))
 
