@@ -57,7 +57,7 @@ def resolve_checkpoint(cfg: Config, path: str | Path) -> dict[str, Any] | None:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.is_file():
         try:
-            checkpoint = load_run_checkpoint(path)
+            checkpoint = load_run_checkpoint(path, mmap=True)  # keys only: no tensor is read
         except RunCheckpointError:
             checkpoint = None  # e.g. safetensors: maybe a released format below
         if checkpoint is not None and is_run_state_dict(checkpoint.get("state_dict", checkpoint)):

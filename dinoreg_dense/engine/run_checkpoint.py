@@ -106,8 +106,13 @@ def _utf8_prefix(head: bytes) -> str | None:
         return head[: err.start].decode("utf-8")
 
 
-def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+def load_run_checkpoint(
+    path: str | Path, map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
     """Load a checkpoint written by our runner with ``weights_only=True`` plus an allowlist.
+
+    ``mmap=True`` maps the tensors instead of reading them: cheap when only the keys or the
+    metadata are looked at.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -129,7 +134,7 @@ def load_run_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str
         )
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for corrupt / unsafe files
         raise RunCheckpointError(
             f"cannot load run checkpoint {path}: {err}. The file is truncated, corrupt or not a "
