@@ -54,8 +54,55 @@ def test_configs_exist():
         "nyu_linear4_finetune_vits_reg",
         "nyu_dpt_vits_reg",
         "kitti_dpt_vits_reg",
+        "nyu_linear4_vits16_dinov3",
     }
     assert depth <= {p.stem for p in DEPTH}
+    assert "ade20k_linear_vits16_dinov3" in {p.stem for p in SEGMENTATION}
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict[str, object]:
+    """Nested config dicts -> {"a.b.c": value}; lists and tuples are values."""
+    flat = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+@pytest.mark.parametrize(
+    "dinov3, dinov2, differences",
+    [
+        (
+            "ade20k_linear_vits16_dinov3",
+            "ade20k_linear_vits_reg",
+            {"model.backbone.arch", "optim_wrapper.optimizer.weight_decay"},
+        ),
+        ("nyu_linear4_vits16_dinov3", "nyu_linear4_vits_reg", {"model.backbone.arch"}),
+    ],
+)
+def test_dinov3_configs_differ_from_dinov2_only_in_dinov3s_recipe(dinov3, dinov2, differences):
+    """DINOv3's evaluation recipes (model card / paper): ADE20K linear 512 crops, slide stride
+    341, 40k iterations, lr 1e-3, weight decay 1e-3; NYU linear 256 bins over 1e-3..10 m, 416x544
+    crops, 38.4k iterations, lr 3e-4. Everything else is inherited from the DINOv2 configs."""
+    config_dir = Path(__file__).parents[2] / "configs"
+    ours = flatten(Config.fromfile(config_dir / f"{dinov3}.py").to_dict())
+    theirs = flatten(Config.fromfile(config_dir / f"{dinov2}.py").to_dict())
+    assert ours.keys() == theirs.keys()
+    assert {key for key in ours if ours[key] != theirs[key]} == differences
+    assert ours["model.backbone.arch"] == "vits16_dinov3"
+    assert ours["model.backbone.checkpoint"] is None  # given on the command line
+    if dinov3.startswith("ade20k"):
+        assert ours["crop_size"] == [512, 512] and ours["model.test_cfg.stride"] == [341, 341]
+        assert ours["train_cfg.max_iters"] == 40000
+        assert ours["optim_wrapper.optimizer.lr"] == ours["optim_wrapper.optimizer.weight_decay"]
+        assert ours["optim_wrapper.optimizer.lr"] == 1e-3
+    else:
+        assert ours["crop_size"] == [416, 544] and ours["train_cfg.max_iters"] == 38400
+        assert ours["optim_wrapper.optimizer.lr"] == 3e-4
+        head = Config.fromfile(config_dir / f"{dinov3}.py").model.decode_head
+        assert (head.min_depth, head.max_depth, head.num_bins) == (1e-3, 10.0, 256)
 
 
 @pytest.mark.parametrize("path", SEGMENTATION, ids=lambda p: p.stem)

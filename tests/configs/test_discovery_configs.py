@@ -24,6 +24,7 @@ REQUIRED = {
     "voc07_lost_dino_vits8",
     "voc07_tokencut_vits_reg",
     "toy_discovery_vittiny",
+    "voc07_lost_vits16_dinov3",
 }
 
 
@@ -73,6 +74,13 @@ def test_config_builds_on_toy_data_and_discovers(path, toy_roots):
 def test_real_configs_refuse_random_weights(path):
     with pytest.raises(ValueError, match="--checkpoint"):
         build_backbone(Config.fromfile(path))
+
+
+def test_the_dinov3_config_differs_from_dinov2s_only_in_the_backbone():
+    dinov3 = Config.fromfile(CONFIG_DIR / "voc07_lost_vits16_dinov3.py").to_dict()
+    dinov2 = Config.fromfile(CONFIG_DIR / "voc07_lost_vits_reg.py").to_dict()
+    assert dinov3.pop("backbone") == dict(dinov2.pop("backbone"), arch="vits16_dinov3")
+    assert dinov3 == dinov2
 
 
 def test_method_switch_and_bad_options():
