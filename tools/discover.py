@@ -21,6 +21,7 @@ import torch
 from mmengine.config import DictAction
 
 from dinoreg_dense.engine.discover import (
+    CONFIG_KEYS,
     METHODS,
     DiscoverySettings,
     as_image,
@@ -58,7 +59,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     apply_num_threads(args.threads)
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, top_keys=CONFIG_KEYS)
     settings = DiscoverySettings.from_config(cfg, args.method)
     out_dir = Path(
         args.out or Path("work_dirs/discovery") / f"{Path(args.config).stem}_{settings.method}"

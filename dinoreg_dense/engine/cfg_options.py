@@ -37,27 +37,36 @@ _REGISTRIES = (
 _DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
-def check_cfg_options(cfg: Config, options: Mapping[str, Any], file_keys: Iterable[str]) -> None:
+def check_cfg_options(
+    cfg: Config,
+    options: Mapping[str, Any],
+    file_keys: Iterable[str],
+    top_keys: Iterable[str] = RUNNER_KEYS,
+) -> None:
     """Refuse ``--cfg-options`` keys that nothing reads.
 
-    A key's first part must be one the runner reads (``model``, ``optim_wrapper``,
-    ``train_cfg`` ...). Below it, wherever the path passes a dict with a ``type``, the next part
-    must be an argument of that class (the optimizer's ``lr``, the loop's ``max_iters``); the
-    dataloaders' keys must be ``DataLoader`` arguments. Classes that take ``**kwargs`` check
-    their own arguments when built, unless they list them in a ``config_keys()`` classmethod.
+    A key's first part must be one the tool reads: ``top_keys``, by default the runner's
+    (``model``, ``optim_wrapper``, ``train_cfg`` ...). Below it, wherever the path passes a dict
+    with a ``type``, the next part must be an argument of that class (the optimizer's ``lr``, the
+    loop's ``max_iters``); the dataloaders' keys must be ``DataLoader`` arguments. Classes that
+    take ``**kwargs`` check their own arguments when built, unless they list them in a
+    ``config_keys()`` classmethod.
 
     Args:
         cfg: the config after the overrides were merged.
         options: the overrides, dotted key -> value.
         file_keys: the top-level keys of the config file itself.
+        top_keys: the top-level keys the tool reads (object discovery:
+            :data:`~dinoreg_dense.engine.discover.CONFIG_KEYS`).
 
     Raises:
         ValueError: the first unknown key, with the nearest valid one and the valid set.
     """
+    top_keys = set(top_keys)
     for key in options:
         parts = key.split(".")
         top = parts[0]
-        if top not in RUNNER_KEYS:
+        if top not in top_keys:
             if top == "data_root":
                 raise ValueError(
                     f"--cfg-options {key}: data_root is a variable of the config file, used "
@@ -70,7 +79,7 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any], file_keys: Iterab
                     "the file was read, so overriding it changes nothing; override the fields "
                     f"that use it (e.g. train_dataloader.dataset.pipeline for a pipeline)"
                 )
-            _unknown(key, top, RUNNER_KEYS, "the config's top level")
+            _unknown(key, top, top_keys, "the config's top level")
         node: Any = cfg[top]
         for depth, part in enumerate(parts[1:], start=1):
             path = ".".join(parts[:depth])

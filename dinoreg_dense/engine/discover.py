@@ -19,7 +19,8 @@ A discovery config is not an MMEngine training config; it has four dicts::
     inputs = dict(mode="pad", batch_size=1, num_workers=2)   # "pad" or "crop"
 
 and optionally ``allow_random_weights = True`` (toy configs only): without it a backbone without
-a checkpoint is refused, since discovery with random weights gives a meaningless CorLoc.
+a checkpoint is refused, since discovery with random weights gives a meaningless CorLoc. These
+five are :data:`CONFIG_KEYS`, the keys ``--cfg-options`` may override.
 """
 
 import inspect
@@ -43,6 +44,7 @@ from ..evaluation.corloc import CorLocMetric, best_iou
 from ..registry import DATASETS, MODELS
 
 METHODS: dict[str, Callable[..., Discovery]] = {"lost": lost, "tokencut": tokencut}
+CONFIG_KEYS = ("backbone", "dataset", "discovery", "inputs", "allow_random_weights")
 INPUT_MODES = ("pad", "crop")
 FEATURES = ("k", "q", "v")
 

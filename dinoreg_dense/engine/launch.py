@@ -4,7 +4,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from ..checkpoint import CheckpointError
-from .cfg_options import check_cfg_options
+from .cfg_options import RUNNER_KEYS, check_cfg_options
 from .run_checkpoint import RunCheckpointError, load_run_checkpoint
 
 ITER_FILE = re.compile(r"^iter_(\d+)\.pth$")
@@ -88,8 +88,16 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser)
 
 
-def load_config(path: str, cfg_options: dict | None = None) -> Config:
+def load_config(
+    path: str, cfg_options: dict | None = None, top_keys: Iterable[str] = RUNNER_KEYS
+) -> Config:
     """Read a config file and apply ``--cfg-options`` overrides.
+
+    Args:
+        path: the config file.
+        cfg_options: dotted key -> value.
+        top_keys: the config's top-level keys the tool reads, which an override may start with;
+            by default the runner's.
 
     Raises:
         FileNotFoundError: the config file does not exist.
@@ -103,7 +111,7 @@ def load_config(path: str, cfg_options: dict | None = None) -> Config:
     if cfg_options:
         file_keys = set(cfg.keys())
         cfg.merge_from_dict(cfg_options)
-        check_cfg_options(cfg, cfg_options, file_keys)
+        check_cfg_options(cfg, cfg_options, file_keys, top_keys)
     return cfg
 
 

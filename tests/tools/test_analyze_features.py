@@ -22,6 +22,15 @@ BACKBONE = dict(
     pos_embed_grid=4,
     layerscale_init=1.0,
 )
+# A tiny DINOv3: patch 16, 4 registers, RoPE instead of a position table.
+BACKBONE_DINOV3 = dict(
+    type="RegisterViT",
+    arch="vits16_dinov3",
+    embed_dim=32,
+    depth=2,
+    num_heads=2,
+    layerscale_init=1.0,
+)
 LAYER_KEYS = {
     "block",
     "norm_mean",
@@ -37,17 +46,19 @@ def run(monkeypatch, *args: str) -> None:
     runpy.run_path(str(TOOL), run_name="__main__")
 
 
-def test_pictures_and_summary_of_two_photos_from_a_config(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("backbone", [BACKBONE, BACKBONE_DINOV3], ids=["dinov2", "dinov3"])
+def test_pictures_and_summary_of_two_photos_from_a_config(tmp_path, monkeypatch, capsys, backbone):
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), np.uint8)).save(photos / "wide.jpg")
     Image.fromarray(rng.integers(0, 255, (50, 30, 3), np.uint8)).save(photos / "tall.png")
     config = tmp_path / "tiny.py"
-    config.write_text(f"backbone = {BACKBONE!r}\n")
+    config.write_text(f"backbone = {backbone!r}\n")
     torch.manual_seed(0)
     weights = tmp_path / "tiny.pth"
-    model = RegisterViT(**{k: v for k, v in BACKBONE.items() if k != "type"})
+    model = RegisterViT(**{k: v for k, v in backbone.items() if k != "type"})
+    patch = model.patch_size
     torch.save(model.state_dict(), weights)
     out = tmp_path / "out"
     run(
@@ -68,12 +79,13 @@ def test_pictures_and_summary_of_two_photos_from_a_config(tmp_path, monkeypatch,
     assert summary["model"]["num_register_tokens"] == 4
     assert summary["model"]["random_weights"] is False
     assert summary["model"]["arch"]["embed_dim"] == 32
+    assert summary["model"]["arch"]["pos_encoding"] == model.arch.pos_encoding
     assert set(summary["images"]) == {"wide", "tall"}
     sizes = {"wide": (32, 48), "tall": (53, 32)}  # shorter side resized to 32
     for name, (height, width) in sizes.items():
         entry = summary["images"][name]
         assert entry["input_size"] == [height, width]
-        assert entry["patch_grid"] == [-(-height // 8), -(-width // 8)]
+        assert entry["patch_grid"] == [-(-height // patch), -(-width // patch)]
         assert [layer["block"] for layer in entry["layers"]] == [0, 1]
         assert all(set(layer) == LAYER_KEYS for layer in entry["layers"])
         assert len(entry["cls_attention"]["entropy"]) == 2

@@ -57,15 +57,27 @@ def iou(a: list[float], b: list[float]) -> float:
     return inter / union
 
 
+# The toy config's backbone (patch 8, position table) and a tiny DINOv3 swapped in by
+# --cfg-options (patch 16, RoPE, no table): the (44, 60) images are padded to 48 x 64.
+BACKBONES = {
+    "toy": (8, []),
+    "dinov3": (16, ["--cfg-options", "backbone.arch=vits16_dinov3", "backbone.patch_size=16"]),
+}
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
 @pytest.mark.parametrize("method", ["lost", "tokencut"])
-def test_outputs_end_to_end(tmp_path, toy_root, monkeypatch, method):
+def test_outputs_end_to_end(tmp_path, toy_root, monkeypatch, capsys, method, backbone):
     from pycocotools.coco import COCO
 
     out = tmp_path / "out"
+    patch, options = BACKBONES[backbone]
     run_tool(
         monkeypatch, TOY_CONFIG, "--data-root", toy_root, "--out", out, "--method", method,
-        "--vis", 2, "--no-progress", "--threads", 1,
+        "--vis", 2, "--no-progress", "--threads", 1, *options,
     )  # fmt: skip
+    described = capsys.readouterr().out
+    assert f"patch {patch}," in described and ("RoPE" in described) == (backbone == "dinov3")
     predictions = json.loads((out / "predictions.json").read_text())
     corloc = json.loads((out / "corloc.json").read_text())
     assert predictions["method"] == corloc["method"] == method
@@ -78,7 +90,7 @@ def test_outputs_end_to_end(tmp_path, toy_root, monkeypatch, method):
         x0, y0, x1, y1 = record["box"]
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
         row, col = record["seed"]
-        assert 0 <= row < -(-height // 8) and 0 <= col < -(-width // 8)
+        assert 0 <= row < -(-height // patch) and 0 <= col < -(-width // patch)
         best = max(iou(record["box"], gt) for gt in record["gt_boxes"])
         assert record["best_iou"] == pytest.approx(best, abs=1e-5)
         assert record["hit"] == (best >= 0.5)
@@ -136,6 +148,28 @@ def test_real_config_without_checkpoint_is_refused(tmp_path, toy_root, monkeypat
     assert exit_info.value.code == 1
     assert "--checkpoint" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (
+            "backbone.arh=vits16_dinov3",
+            "'arh' is not a key of backbone (RegisterViT) (did you mean",
+        ),
+        ("model.backbone.arch=vits16_dinov3", "'model' is not a key of the config's top level"),
+    ],
+)
+def test_cfg_options_are_checked_against_the_discovery_schema(
+    tmp_path, toy_root, monkeypatch, capsys, option, message
+):
+    with pytest.raises(SystemExit):
+        run_tool(
+            monkeypatch, TOY_CONFIG, "--data-root", toy_root, "--out", tmp_path / "out",
+            "--cfg-options", option,
+        )  # fmt: skip
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_checkpoint_file_is_an_error_not_random_weights(tmp_path, toy_root, monkeypatch):
