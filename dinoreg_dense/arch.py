@@ -13,6 +13,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 NormKind = Literal["layernorm", "rmsnorm"]
 FFNKind = Literal["mlp", "swiglu"]
 PosEncoding = Literal["learned", "rope"]
+PeriodsDtype = Literal["float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,10 @@ class ViTArch:
         patch_size: side of a square patch in pixels.
         embed_dim, depth, num_heads, mlp_ratio: the usual transformer sizes.
         qkv_bias, proj_bias, ffn_bias: biases of the attention input / output and the FFN.
-        ffn_layer: ``'mlp'`` (GELU) or ``'swiglu'`` (DINOv2 ViT-g).
+        ffn_layer: ``'mlp'`` (GELU) or ``'swiglu'`` (DINOv2 ViT-g, DINOv3 S+ / H+ / 7B).
+        ffn_hidden_dim: the FFN's hidden width (per SwiGLU branch) when it is not the one
+            ``mlp_ratio`` gives (``int(dim * mlp_ratio)``, or :func:`swiglu_hidden_dim`);
+            ``None`` (default) derives it. See :attr:`ffn_hidden`.
         layerscale_init: LayerScale initial value, ``None`` for no LayerScale (DINO v1).
         norm_layer, norm_eps: ``'layernorm'`` or ``'rmsnorm'`` and its epsilon.
         class_token: whether the model has a cls token.
@@ -44,6 +48,10 @@ class ViTArch:
         rope_rescale: training-time RoPE coordinate rescaling: in train mode the coordinates
             are multiplied by one log-uniform factor in ``[1 / s, s]`` per forward (DINOv3 trains
             with 2.0); ``None`` (default) never; eval mode never rescales.
+        rope_periods_dtype: ``'bfloat16'`` rounds the RoPE periods to bfloat16 before use
+            (still computing in float32): the official DINOv3 ``.pth`` files store them so, and
+            the official model computes with the stored values. ``'float32'`` (default) is what
+            Hugging Face and timm compute.
     """
 
     patch_size: int = 14
@@ -69,6 +77,17 @@ class ViTArch:
     pos_encoding: PosEncoding = "learned"
     rope_base: float = 100.0
     rope_rescale: float | None = None
+    ffn_hidden_dim: int | None = None
+    rope_periods_dtype: PeriodsDtype = "float32"
+
+    @property
+    def ffn_hidden(self) -> int:
+        """The FFN's hidden width: ``ffn_hidden_dim`` if set, else from ``mlp_ratio``."""
+        if self.ffn_hidden_dim is not None:
+            return self.ffn_hidden_dim
+        if self.ffn_layer == "swiglu":
+            return swiglu_hidden_dim(self.embed_dim, self.mlp_ratio)
+        return int(self.embed_dim * self.mlp_ratio)
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -117,8 +136,10 @@ for _name, _size in (("m", dict(embed_dim=512, depth=12, num_heads=8)), ("b", _S
         interpolate_offset=0.0,
         **_size,
     )
-# DINOv3 (S/B): patch 16, cls + 4 registers, LayerScale, LayerNorm eps 1e-5, GELU MLP x4, RoPE
-# base 100, key bias masked to zero.
+# DINOv3 (facebookresearch/dinov3 hub/backbones.py): patch 16, cls + 4 registers, LayerScale,
+# LayerNorm eps 1e-5, RoPE base 100, key bias masked to zero. S / B / L: GELU MLP x4; S+ and H+:
+# SwiGLU ratio 6; 7B: SwiGLU ratio 3 and no qkv bias. The SwiGLU widths (1536, 5120, 8192) are
+# the files'; DINOv3 rounds 7B's to a multiple of 64, which 8192 already is.
 _DINOV3 = ViTArch(
     patch_size=16,
     norm_eps=1e-5,
@@ -129,6 +150,19 @@ _DINOV3 = ViTArch(
 )
 for _size in "sbl":
     ARCHS[f"vit{_size}16_dinov3"] = replace(_DINOV3, **_SIZES[_size])
+ARCHS["vits16plus_dinov3"] = replace(_DINOV3, **_SIZES["s"], ffn_layer="swiglu", mlp_ratio=6.0)
+ARCHS["vith16plus_dinov3"] = replace(
+    _DINOV3, embed_dim=1280, depth=32, num_heads=20, ffn_layer="swiglu", mlp_ratio=6.0
+)
+ARCHS["vit7b16_dinov3"] = replace(
+    _DINOV3,
+    embed_dim=4096,
+    depth=40,
+    num_heads=32,
+    ffn_layer="swiglu",
+    mlp_ratio=3.0,
+    qkv_bias=False,
+)
 
 
 def swiglu_hidden_dim(dim: int, mlp_ratio: float) -> int:
@@ -198,9 +232,13 @@ def _describe(annotation: Any) -> str:
 
 def count_flops(arch: ViTArch, height: int, width: int) -> float:
     """Forward FLOPs (2 per multiply-add) of the transformer at an input size:
-    2 * [L * (12 T D^2 + 2 T^2 D) + P D 3 p^2] with T tokens, P patches, p patch size."""
+    2 * [L * (4 T D^2 + 2 T^2 D + m T D H) + P D 3 p^2] with T tokens, P patches, p patch size,
+    H the FFN width and m its matrices (2 for the GELU MLP, 3 for SwiGLU); 12 T D^2 per block
+    for the usual 4x MLP."""
     p = arch.patch_size
     patches = math.ceil(height / p) * math.ceil(width / p)
     t = patches + arch.num_prefix_tokens
     d = arch.embed_dim
-    return 2.0 * (arch.depth * (12 * t * d * d + 2 * t * t * d) + patches * d * 3 * p * p)
+    ffn = (3 if arch.ffn_layer == "swiglu" else 2) * t * d * arch.ffn_hidden
+    block = 4 * t * d * d + 2 * t * t * d + ffn
+    return 2.0 * (arch.depth * block + patches * d * 3 * p * p)

@@ -112,6 +112,7 @@ class Block(nn.Module):
             docstring): ``None`` (auto) for CPU tensors only, ``True`` on every device, ``False``
             never (the plain whole-batch ops). Never used while tracing, exporting or
             compiling. Also an attribute, to switch a built model.
+        ffn_hidden_dim: the FFN's hidden width; ``None`` derives it from ``mlp_ratio``.
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class Block(nn.Module):
         key_bias: bool = True,
         drop_path: float = 0.0,
         blocked_inference: bool | None = None,
+        ffn_hidden_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.blocked_inference = blocked_inference
@@ -140,9 +142,10 @@ class Block(nn.Module):
         self.ls1 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()
         self.norm2 = make_norm(norm_layer, dim, norm_eps)
         if ffn_layer == "mlp":
-            self.mlp: nn.Module = Mlp(dim, int(dim * mlp_ratio), bias=ffn_bias)
+            self.mlp: nn.Module = Mlp(dim, ffn_hidden_dim or int(dim * mlp_ratio), bias=ffn_bias)
         elif ffn_layer == "swiglu":
-            self.mlp = SwiGLUFFN(dim, swiglu_hidden_dim(dim, mlp_ratio), bias=ffn_bias)
+            hidden = ffn_hidden_dim or swiglu_hidden_dim(dim, mlp_ratio)
+            self.mlp = SwiGLUFFN(dim, hidden, bias=ffn_bias)
         else:
             raise ValueError(f"unknown ffn_layer {ffn_layer!r}; expected 'mlp' or 'swiglu'")
         self.ls2 = LayerScale(dim, layerscale_init) if has_ls else nn.Identity()

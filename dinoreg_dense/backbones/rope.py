@@ -13,8 +13,17 @@ import torch
 from torch import Tensor
 
 
-def rope_periods(head_dim: int, base: float, device: torch.device | None = None) -> Tensor:
+def rope_periods(
+    head_dim: int,
+    base: float,
+    device: torch.device | None = None,
+    rounding: str = "float32",
+) -> Tensor:
     """(head_dim / 4,) float32 periods ``base ** (4 i / head_dim)``, i = 0 .. head_dim / 4 - 1.
+
+    Args:
+        rounding: ``'bfloat16'`` rounds the periods to bfloat16 (the values the official DINOv3
+            checkpoints store and compute with); ``'float32'`` keeps them.
 
     Raises:
         ValueError: ``head_dim`` is not a multiple of 4.
@@ -22,7 +31,10 @@ def rope_periods(head_dim: int, base: float, device: torch.device | None = None)
     if head_dim % 4:
         raise ValueError(f"RoPE needs a head dim divisible by 4, got {head_dim}")
     exponents = torch.arange(0, head_dim // 4, dtype=torch.float32, device=device) * 4 / head_dim
-    return base**exponents
+    periods = base**exponents
+    if rounding == "bfloat16":
+        periods = periods.to(torch.bfloat16).float()
+    return periods
 
 
 def patch_coordinates(grid: tuple[int, int], device: torch.device | None = None) -> Tensor:
@@ -42,6 +54,27 @@ def rope_cos_sin(coords: Tensor, periods: Tensor) -> tuple[Tensor, Tensor]:
     angles = 2 * math.pi * coords.float()[:, :, None] / periods.float()[None, None, :]
     angles = angles.flatten(1, 2).tile(2)
     return torch.cos(angles), torch.sin(angles)
+
+
+def grid_rope(
+    grid: tuple[int, int],
+    head_dim: int,
+    base: float,
+    device: torch.device | None = None,
+    rounding: str = "float32",
+    rescale: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """cos, sin, each (h * w, head_dim) float32, for the patches of a (h, w) grid.
+
+    Args:
+        rescale: DINOv3's training-time coordinate rescaling (see :func:`rescale_coordinates`);
+            ``None`` for none (always in eval).
+        rounding: see :func:`rope_periods`.
+    """
+    coords = patch_coordinates(grid, device)
+    if rescale is not None:
+        coords = rescale_coordinates(coords, rescale)
+    return rope_cos_sin(coords, rope_periods(head_dim, base, device, rounding))
 
 
 def rescale_coordinates(coords: Tensor, max_scale: float) -> Tensor:

@@ -20,7 +20,7 @@ from ..registry import MODELS
 from .attention import AttentionMaps, Rope, TokenAttention
 from .block import Block, make_norm
 from .pos_embed import resample_pos_embed
-from .rope import patch_coordinates, rescale_coordinates, rope_cos_sin, rope_periods
+from .rope import grid_rope
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class RegisterViT(nn.Module):
                 key_bias=a.key_bias,
                 drop_path=rate,
                 blocked_inference=blocked_inference,
+                ffn_hidden_dim=a.ffn_hidden_dim,
             )
             for rate in drop_rates
         )
@@ -277,10 +278,9 @@ class RegisterViT(nn.Module):
         a = self.arch
         if a.pos_encoding != "rope":
             return None
-        coords = patch_coordinates(grid, device)
-        if self.training and a.rope_rescale is not None:
-            coords = rescale_coordinates(coords, a.rope_rescale)
-        return rope_cos_sin(coords, rope_periods(a.embed_dim // a.num_heads, a.rope_base, device))
+        rescale = a.rope_rescale if self.training else None
+        head_dim = a.embed_dim // a.num_heads
+        return grid_rope(grid, head_dim, a.rope_base, device, a.rope_periods_dtype, rescale)
 
     def _prefix_positions(self) -> tuple[int | None, slice]:
         """Sequence index of the cls token (``None`` without one) and slice of the registers."""

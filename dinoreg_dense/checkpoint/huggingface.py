@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..arch import ViTArch
-from .infer import mlp_ratio_for
+from .infer import mlp_ratio_for, swiglu_ratio_for
 
 _LAYER = re.compile(r"^(?:encoder\.|model\.)?layers?\.(\d+)\.(.+)\.(weight|bias|lambda1)$")
 # Module path inside an HF layer -> ours. Legacy names first, transformers-5 names second.
@@ -226,28 +226,36 @@ def arch_from_hf_config(config: Mapping[str, Any]) -> ViTArch:
 def _dinov3_arch(values: Mapping[str, Any], patch: int) -> ViTArch:
     """:class:`ViTArch` of a ``DINOv3ViTConfig`` (defaults filled in): RoPE, no position table.
 
-    The training-time coordinate augmentations (``pos_embed_shift`` / ``jitter`` / ``rescale``)
-    act in train mode only and are left off: eval outputs are what the config determines.
+    ``use_gated_mlp`` (S+ / H+ / 7B) is a SwiGLU of width ``intermediate_size`` with a SiLU gate;
+    otherwise a GELU MLP. The training-time coordinate augmentations (``pos_embed_shift`` /
+    ``jitter`` / ``rescale``) act in train mode only and are left off: eval outputs are what the
+    config determines.
     """
-    if values["use_gated_mlp"]:
+    gated = bool(values["use_gated_mlp"])
+    activation = "silu" if gated else "gelu"
+    if values["hidden_act"] != activation:
         raise ValueError(
-            "DINOv3 gated (SwiGLU) MLPs (ViT-S+/H+/7B) are not supported yet; S/B/L load"
+            f"hidden_act {values['hidden_act']!r} is not supported with use_gated_mlp={gated} "
+            f"(only {activation!r})"
         )
-    if values["hidden_act"] != "gelu":
-        raise ValueError(f"hidden_act {values['hidden_act']!r} is not supported (only 'gelu')")
-    if not values["query_bias"] == values["value_bias"] == values["mlp_bias"]:
+    if values["query_bias"] != values["value_bias"]:
         raise ValueError(
-            "query_bias, value_bias and mlp_bias must agree (RegisterViT has one qkv bias and "
-            f"one FFN bias); got {values['query_bias']}, {values['value_bias']}, "
-            f"{values['mlp_bias']}"
+            "query_bias and value_bias must agree (RegisterViT has one qkv bias); got "
+            f"{values['query_bias']}, {values['value_bias']}"
         )
     dim = int(values["hidden_size"])
+    hidden = int(values.get("intermediate_size", 4 * dim))
+    ffn: dict[str, Any] = dict(ffn_layer="mlp", mlp_ratio=mlp_ratio_for(dim, hidden))
+    if gated:
+        ratio = swiglu_ratio_for(dim, hidden)
+        ffn = dict(ffn_layer="swiglu", mlp_ratio=ratio or 4.0)
+        if ratio is None:
+            ffn["ffn_hidden_dim"] = hidden
     return ViTArch(
         patch_size=patch,
         embed_dim=dim,
         depth=int(values["num_hidden_layers"]),
         num_heads=int(values["num_attention_heads"]),
-        mlp_ratio=mlp_ratio_for(dim, int(values.get("intermediate_size", 4 * dim))),
         qkv_bias=bool(values["query_bias"]),
         proj_bias=bool(values["proj_bias"]),
         ffn_bias=bool(values["mlp_bias"]),
@@ -257,6 +265,7 @@ def _dinov3_arch(values: Mapping[str, Any], patch: int) -> ViTArch:
         key_bias=bool(values["key_bias"]) and bool(values["query_bias"]),
         pos_encoding="rope",
         rope_base=float(values["rope_theta"]),
+        **ffn,
     )
 
 

@@ -12,6 +12,7 @@ resampling rule (given by the caller from the format's implementation).
 import math
 from collections.abc import Mapping
 from dataclasses import fields
+from typing import Any
 
 from torch import Tensor
 
@@ -32,6 +33,7 @@ def infer_arch(
     norm_eps: float = 1e-6,
     num_heads: int | None = None,
     pos_embed_grid: tuple[int, int] | None = None,
+    **known: Any,
 ) -> ViTArch:
     """The architecture of a state dict in :class:`RegisterViT` naming.
 
@@ -44,6 +46,8 @@ def infer_arch(
         num_heads: the head count when the file records it; else the presets' for the width.
         pos_embed_grid: the position grid when the file records it (e.g. a non-square trained
             size); else the square grid the position rows form.
+        **known: further :class:`ViTArch` fields the format fixes (DINOv3: ``rope_base``,
+            ``key_bias`` ...). Without a ``pos_embed`` the model is taken to use RoPE.
 
     Raises:
         ValueError: a required tensor is missing or the shapes are ambiguous (non-square
@@ -59,17 +63,24 @@ def infer_arch(
     depth = block_depth(state)
     class_token = "cls_token" in state
     registers = state["register_tokens"].shape[1] if "register_tokens" in state else 0
-    if pos_embed_grid is None:
-        side = square_grid_side(require_tensor(state, "pos_embed").shape[1], class_token)
+    rope = "pos_embed" not in state
+    if rope:
+        known = {"pos_encoding": "rope", **known}
+    elif pos_embed_grid is None:
+        side = square_grid_side(state["pos_embed"].shape[1], class_token)
         pos_embed_grid = (side, side)
+    ffn_hidden_dim = None
     if "blocks.0.mlp.w12.weight" in state:
         hidden = require_tensor(state, "blocks.0.mlp.w3.weight").shape[1]
-        if swiglu_hidden_dim(dim, 4.0) != hidden:
-            raise ValueError(f"SwiGLU width {hidden} is not DINOv2's for embed dim {dim}")
-        ffn, mlp_ratio, ffn_bias_key = "swiglu", 4.0, "blocks.0.mlp.w12.bias"
+        ffn, ffn_bias_key = "swiglu", "blocks.0.mlp.w12.bias"
+        mlp_ratio = swiglu_ratio_for(dim, hidden)
+        if mlp_ratio is None:
+            mlp_ratio, ffn_hidden_dim = 4.0, hidden
     else:
         hidden = require_tensor(state, "blocks.0.mlp.fc1.weight").shape[0]
         ffn, mlp_ratio, ffn_bias_key = "mlp", mlp_ratio_for(dim, hidden), "blocks.0.mlp.fc1.bias"
+    if pos_embed_grid is None:
+        pos_embed_grid = ViTArch.pos_embed_grid  # unused with RoPE
     return ViTArch(
         patch_size=patch_h,
         embed_dim=dim,
@@ -89,7 +100,15 @@ def infer_arch(
         pos_embed_includes_cls=class_token,
         interpolate_antialias=interpolate_antialias,
         interpolate_offset=interpolate_offset,
+        ffn_hidden_dim=ffn_hidden_dim,
+        **known,
     )
+
+
+def swiglu_ratio_for(dim: int, hidden: int) -> float | None:
+    """The ``mlp_ratio`` of the released SwiGLU models (DINOv2 g: 4; DINOv3 S+ / H+: 6;
+    DINOv3 7B: 3) whose width rule gives ``hidden``, else ``None``."""
+    return next((r for r in (4.0, 6.0, 3.0) if swiglu_hidden_dim(dim, r) == hidden), None)
 
 
 def mlp_ratio_for(dim: int, hidden: int) -> float:

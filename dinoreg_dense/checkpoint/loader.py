@@ -5,7 +5,7 @@ This package hands out state dicts and architectures; the backbone loads them in
 """
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,19 @@ from torch import Tensor
 
 from ..arch import ViTArch
 from .birder import arch_from_birder, birder_file_options, convert_birder
+from .dinov3 import (
+    arch_from_dinov3_official,
+    convert_dinov3_official,
+    dinov3_fields,
+    is_official_dinov3,
+)
 from .errors import CheckpointError
 from .huggingface import arch_from_hf_config, convert_hf, hf_variant
 from .infer import describe_arch, describe_state, infer_arch, suggest_arch
 from .native import arch_from_metadata, is_native
 from .official import convert_official, is_chunked
 from .reading import CheckpointFile, check_exists, read_checkpoint, read_header
-from .timm_vit import convert_timm
+from .timm_vit import convert_timm, is_timm_dinov3
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +48,6 @@ _HF_CLASSES = {
     "vit": "ViTModel (DINO v1)",
 }
 _SHOWN = 5  # offending keys quoted per kind in error messages
-# Tensors only the official DINOv3 .pth has (its "storage" registers and RoPE periods).
-_DINOV3_KEYS = ("storage_tokens", "rope_embed.periods")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ _FORMATS = {
     # DINO v1's .pth and timm's DINO / plain ViTs share one key layout; DINO v1 is assumed.
     "official_dino": _Format("official DINO v1 (or timm ViT)", convert_official, False, 0.1),
     "timm": _Format("timm VisionTransformer", convert_timm, True, 0.0),
+    "official_dinov3": _Format("official DINOv3", convert_dinov3_official, False, 0.0),
+    "timm_dinov3": _Format("timm DINOv3 (Eva)", convert_timm, False, 0.0),
     "hf": _Format("Hugging Face", convert_hf, False, 0.0),
     "birder": _Format("birder ViT", convert_birder, False, 0.0, birder_file_options),
 }
@@ -83,6 +89,7 @@ class _Loaded:
     name: str
     state: dict[str, Tensor]
     options: dict[str, Any]
+    rope_periods: Tensor | None = None  # official DINOv3: the stored periods, for the arch
 
 
 def detect_format(path: str | Path) -> str:
@@ -191,7 +198,6 @@ def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Ten
 
 def _load(path: Path) -> _Loaded:
     file = read_checkpoint(path)
-    _refuse_dinov3_pth(file.path, file.tensors)
     prefix, state = _backbone_tensors(file)
     kind = _detect(state, file.metadata)
     fmt = _FORMATS[kind]
@@ -207,24 +213,7 @@ def _load(path: Path) -> _Loaded:
         raise CheckpointError(
             f"{file.path}: cannot convert the checkpoint ({name}): {error}"
         ) from error
-    return _Loaded(file, kind, name, converted, options)
-
-
-def _refuse_dinov3_pth(path: Path, keys: Iterable[str]) -> None:
-    """CheckpointError when the file is an official DINOv3 ``.pth`` (its keys, under any
-    prefix): its converter does not exist yet, and without this check it would be mistaken for
-    DINOv2 and fail on a missing ``pos_embed``. HF ``DINOv3ViTModel`` folders do load."""
-    marker = next(
-        (key for key in keys for name in _DINOV3_KEYS if key == name or key.endswith("." + name)),
-        None,
-    )
-    if marker is None:
-        return
-    raise CheckpointError(
-        f"official DINOv3 checkpoint (file {path}, tensor {marker!r}): the official DINOv3 .pth "
-        "format is not supported yet (planned); load the Hugging Face DINOv3ViTModel folder of "
-        "the same model instead"
-    )
+    return _Loaded(file, kind, name, converted, options, state.get("rope_embed.periods"))
 
 
 def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
@@ -238,9 +227,10 @@ def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
         first = ", ".join(list(file.tensors)[:_SHOWN])
         raise CheckpointError(
             f"{file.path}: unrecognised checkpoint format (no ViT patch embedding found; first "
-            f"keys: {first}). Supported: official DINOv2 / DINOv2-reg / DINO .pth, Hugging Face "
-            "Dinov2(WithRegisters)Model / ViTModel folders, timm ViT state dicts, birder ViT "
-            ".pt / .safetensors, dinoreg_dense safetensors."
+            f"keys: {first}). Supported: official DINOv3 / DINOv2 / DINOv2-reg / DINO .pth, "
+            "Hugging Face DINOv3ViTModel / Dinov2(WithRegisters)Model / ViTModel folders, timm "
+            "ViT and DINOv3 state dicts, birder ViT .pt / .safetensors, dinoreg_dense "
+            "safetensors."
         )
     # Training checkpoints hold student and teacher; DINO and DINOv2 evaluate the teacher.
     prefix = min(prefixes, key=lambda p: ("teacher" not in p, len(p), p))
@@ -257,6 +247,10 @@ def _detect(state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
         return "birder"
     if "patch_embed.weight" in state:
         return "ours"
+    if is_official_dinov3(state):
+        return "official_dinov3"
+    if is_timm_dinov3(state):
+        return "timm_dinov3"
     if "reg_token" in state:
         return "timm"
     if "register_tokens" in state:
@@ -281,6 +275,10 @@ def _file_arch(loaded: _Loaded) -> ViTArch:
             raise ValueError("DINOv3ViTModel weights need the config.json saved next to them")
         if loaded.kind == "birder":
             return arch_from_birder(loaded.state, **loaded.options)
+        if loaded.kind == "official_dinov3":
+            return arch_from_dinov3_official(loaded.state, loaded.rope_periods)
+        if loaded.kind == "timm_dinov3":
+            return infer_arch(loaded.state, **dinov3_fields())
         return infer_arch(loaded.state, **_inference_defaults(loaded))
     except ValueError as error:
         raise CheckpointError(
@@ -358,7 +356,7 @@ def _note_numeric_differences(loaded: _Loaded, model_arch: ViTArch) -> None:
         source = _file_arch(loaded)
     except CheckpointError:
         return
-    fields = ("interpolate_antialias", "interpolate_offset", "norm_eps")
+    fields = ("interpolate_antialias", "interpolate_offset", "norm_eps", "rope_periods_dtype")
     differences = [
         f"{name}={getattr(model_arch, name)} (file: {getattr(source, name)})"
         for name in fields

@@ -1,6 +1,5 @@
-"""DINOv3: HF ``DINOv3ViTModel`` folders load into RegisterViT (RoPE, key bias masked) with
-transformers' own outputs; the official ``.pth`` is still refused by name, not mistaken for
-DINOv2 (whose error would ask for an ``arch`` setting that cannot help: DINOv3 has no table)."""
+"""DINOv3: HF ``DINOv3ViTModel`` folders (GELU and gated sizes) load into RegisterViT (RoPE, key
+bias masked) with transformers' own outputs. timm and official files: test_dinov3_formats.py."""
 
 import dataclasses
 
@@ -11,13 +10,12 @@ from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
 from dinoreg_dense.arch import ARCHS
 from dinoreg_dense.backbones import rope
-from dinoreg_dense.checkpoint import CheckpointError, PretrainedFile, detect_format, read_arch
+from dinoreg_dense.checkpoint import CheckpointError, detect_format, read_arch
 from dinoreg_dense.registry import MODELS
 
 DIM, HEADS, PATCH = 384, 6, 16  # ViT-S/16: a width whose head count the presets know
-REFUSAL = "the official DINOv3 .pth format is not supported yet"
-# 224 x 224; 48 x 80 (3 x 5 patches, rectangular); 50 x 90 (padded to 64 x 96).
-SIZES = ((224, 224), (48, 80), (50, 90))
+# 224 x 224; 240 x 352 (15 x 22 patches, rectangular); 250 x 330 (padded to 256 x 336).
+SIZES = ((224, 224), (240, 352), (250, 330))
 TINY = dict(
     hidden_size=64,
     num_hidden_layers=2,
@@ -27,66 +25,6 @@ TINY = dict(
     image_size=224,
     patch_size=PATCH,
 )
-
-
-def dinov3_state(rope: bool = True, storage: bool = True) -> dict[str, torch.Tensor]:
-    """Official DINOv3 ViT key layout (one block, random values)."""
-    state = {
-        "cls_token": torch.randn(1, 1, DIM),
-        "mask_token": torch.zeros(1, DIM),
-        "patch_embed.proj.weight": torch.randn(DIM, 3, PATCH, PATCH),
-        "patch_embed.proj.bias": torch.randn(DIM),
-        "norm.weight": torch.ones(DIM),
-        "norm.bias": torch.zeros(DIM),
-    }
-    if storage:
-        state["storage_tokens"] = torch.randn(1, 4, DIM)
-    if rope:
-        state["rope_embed.periods"] = torch.rand(DIM // HEADS // 4)
-    block = {
-        "norm1.weight": torch.ones(DIM),
-        "norm1.bias": torch.zeros(DIM),
-        "attn.qkv.weight": torch.randn(3 * DIM, DIM),
-        "attn.qkv.bias": torch.randn(3 * DIM),
-        "attn.qkv.bias_mask": torch.ones(3 * DIM),
-        "attn.proj.weight": torch.randn(DIM, DIM),
-        "attn.proj.bias": torch.randn(DIM),
-        "ls1.gamma": torch.full((DIM,), 1e-5),
-        "norm2.weight": torch.ones(DIM),
-        "norm2.bias": torch.zeros(DIM),
-        "mlp.fc1.weight": torch.randn(4 * DIM, DIM),
-        "mlp.fc1.bias": torch.randn(4 * DIM),
-        "mlp.fc2.weight": torch.randn(DIM, 4 * DIM),
-        "mlp.fc2.bias": torch.randn(DIM),
-        "ls2.gamma": torch.full((DIM,), 1e-5),
-    }
-    state |= {f"blocks.0.{key}": value for key, value in block.items()}
-    return state
-
-
-@pytest.mark.parametrize(
-    "container, options",
-    [
-        ("plain", dict()),
-        ("teacher", dict()),
-        ("plain", dict(rope=False)),  # storage tokens alone identify it
-        ("plain", dict(storage=False)),  # RoPE periods alone identify it
-    ],
-)
-def test_official_dinov3_pth_is_refused_by_name(tmp_path, container, options):
-    state = dinov3_state(**options)
-    if container == "teacher":
-        state = {f"teacher.backbone.{key}": value for key, value in state.items()}
-    path = tmp_path / "dinov3_vits16_pretrain.pth"
-    torch.save(state, path)
-    for read in (read_arch, PretrainedFile, detect_format):
-        with pytest.raises(CheckpointError, match=REFUSAL) as error:
-            read(path)
-        message = str(error.value)
-        assert str(path) in message and "DINOv3ViTModel folder" in message
-        assert "pos_embed" not in message and "official DINOv2" not in message
-    with pytest.raises(CheckpointError, match=REFUSAL):
-        MODELS.build(dict(type="RegisterViT", arch="vits14", depth=1, checkpoint=str(path)))
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +63,7 @@ def test_hf_dinov3_folder_matches_transformers(hf_dinov3, kit):
     model = build(folder).eval()
     assert model.pos_embed is None
     diff = max_diff_to_hf(model, ref, kit)
-    print(f"parity HF DINOv3ViTModel (224^2, 48x80, 50x90 padded): {diff:.2e}")
+    print(f"parity HF DINOv3ViTModel (224^2, 240x352, 250x330 padded): {diff:.2e}")
     assert diff <= kit.TOLERANCE
 
 
@@ -140,7 +78,7 @@ def test_parity_detects_broken_rope(hf_dinov3, kit, monkeypatch):
         return unnormalised(grid, device) * torch.tensor([grid[0], grid[1]]) / 2
 
     with monkeypatch.context() as patch:
-        patch.setattr("dinoreg_dense.backbones.vit.patch_coordinates", pixel_grid)
+        patch.setattr("dinoreg_dense.backbones.rope.patch_coordinates", pixel_grid)
         broken = max_diff_to_hf(model, ref, kit)
         print(f"broken RoPE: {broken:.2e}")
         assert broken > 0.01
@@ -191,11 +129,24 @@ def test_dinov3_weights_without_config_are_refused_with_the_fix(hf_dinov3, tmp_p
         read_arch(tmp_path / "model.safetensors")
 
 
-def test_gated_dinov3_is_refused_by_name(tmp_path):
-    config = DINOv3ViTConfig(**TINY, use_gated_mlp=True)
-    DINOv3ViTModel(config).save_pretrained(tmp_path)
-    with pytest.raises(CheckpointError, match="SwiGLU"):
-        read_arch(tmp_path)
+@pytest.mark.parametrize(
+    "options",
+    [
+        # S+ / H+ style: SwiGLU (SiLU gate) of a width no ratio rule gives (ffn_hidden_dim).
+        dict(use_gated_mlp=True, hidden_act="silu", intermediate_size=100),
+        # 7B style: SwiGLU, no query / value bias.
+        dict(use_gated_mlp=True, hidden_act="silu", query_bias=False, value_bias=False),
+    ],
+)
+def test_gated_dinov3_folder_matches_transformers(options, kit, tmp_path):
+    ref = kit.randomise_(DINOv3ViTModel(DINOv3ViTConfig(**{**TINY, **options})), seed=11)
+    ref.save_pretrained(tmp_path)
+    arch = read_arch(tmp_path)
+    assert arch.ffn_layer == "swiglu" and arch.qkv_bias == options.get("query_bias", True)
+    assert arch.ffn_hidden == options.get("intermediate_size", TINY["intermediate_size"])
+    diff = max_diff_to_hf(build(tmp_path).eval(), ref, kit)
+    print(f"parity HF gated DINOv3 {options}: {diff:.2e}")
+    assert diff <= kit.TOLERANCE
 
 
 @pytest.mark.parametrize(
