@@ -19,7 +19,7 @@ from torch import Tensor
 from ..arch import ARCHS, ViTArch, swiglu_hidden_dim
 
 _HEADS_BY_WIDTH = {arch.embed_dim: arch.num_heads for arch in ARCHS.values()}
-_SIZE_LETTERS = {384: "S", 768: "B", 1024: "L", 1536: "g"}
+_SIZE_LETTERS = {384: "S", 768: "B", 1024: "L", 1280: "H", 1536: "g", 4096: "7B"}
 # Fields a preset is allowed to differ in when it is suggested for a file.
 _FREE_FIELDS = ("depth", "pos_embed_grid")
 _IGNORED_FIELDS = ("layerscale_init", "norm_eps", "interpolate_antialias", "interpolate_offset")
@@ -131,6 +131,8 @@ def describe_arch(arch: ViTArch) -> str:
         extras.append("SwiGLU")
     if not arch.class_token:
         extras.append("no cls token")
+    if arch.pos_encoding == "rope":
+        extras.append("RoPE")
     return f"{text} ({', '.join(extras)})"
 
 
