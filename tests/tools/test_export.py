@@ -1,0 +1,159 @@
+"""tools/export.py: a dynamic ONNX export of the toy segmentation (learned position table) and depth
+(RoPE) models runs in onnxruntime at sizes it never saw, including ones that are not multiples of
+the patch size, and gives what the eager model's whole-image inference gives."""
+
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from dinoreg_dense.engine.export import ExportError, PixelOutputModel, default_shape, load_model
+from dinoreg_dense.engine.launch import load_config
+from dinoreg_dense.registry import MODELS
+
+from ..integration.conftest import REPO
+
+SEG_CONFIG = REPO / "configs" / "toy_linear_vittiny.py"
+DEPTH_CONFIG = REPO / "configs" / "toy_depth_linear_vittiny.py"
+ROPE = {"model.backbone.arch": "vits16_dinov3"}
+# (B, H, W): the export's own example size (128, from the config's crop), then unseen sizes
+# whose patch grids (patch 8, table 16 x 16) are larger and smaller than the table, and sides
+# that are not multiples of the patch.
+SIZES = [(1, 128, 128), (2, 150, 131), (1, 75, 53)]
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("export_tool", REPO / "tools" / "export.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+export_tool = load_tool()
+
+
+@dataclass
+class Exported:
+    model: torch.nn.Module
+    onnx_path: Path
+    printed: str
+
+
+def _spread_weights(model: torch.nn.Module) -> None:
+    """Weights whose effects are far above rounding: an O(1) position table, unit-scale
+    classifiers and non-trivial BatchNorm statistics (the toy init leaves logits near 0)."""
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("pos_embed"):
+                tensor.normal_()
+            elif name.endswith(("conv_seg.weight", "conv_depth.weight")):
+                tensor.normal_(std=tensor.shape[1] ** -0.5)
+            elif name.endswith("running_mean"):
+                tensor.normal_(std=0.1)
+            elif name.endswith("running_var"):
+                tensor.uniform_(0.5, 2.0)
+
+
+def _export(folder: Path, config: Path, options: dict[str, str]) -> Exported:
+    """A seeded run checkpoint of ``config`` exported with --dynamic next to the checkpoint."""
+    torch.manual_seed(0)
+    model = MODELS.build(load_config(str(config), options).model)
+    _spread_weights(model)
+    checkpoint = folder / "run.pth"
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta={})), checkpoint)
+    cfg_options = [f"{key}={value}" for key, value in options.items()]
+    argv = ["export.py", str(config), str(checkpoint), "--format", "onnx", "--dynamic"]
+    argv += ["--cfg-options", *cfg_options] if cfg_options else []
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(sys, "argv", argv)
+        export_tool.main()
+    return Exported(model.eval(), folder / "run.onnx", printed.getvalue())
+
+
+@pytest.fixture(scope="module")
+def segmentation(tmp_path_factory) -> Exported:
+    """Toy segmentor: register ViT with an antialiased learned table, linear head."""
+    return _export(tmp_path_factory.mktemp("seg"), SEG_CONFIG, {})
+
+
+@pytest.fixture(scope="module")
+def depth_rope(tmp_path_factory) -> Exported:
+    """Toy depther (DINOv2 linear depth head) on a RoPE backbone (DINOv3 layout)."""
+    return _export(tmp_path_factory.mktemp("depth"), DEPTH_CONFIG, ROPE)
+
+
+def _run_onnx(path: Path, images: torch.Tensor) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"images": images.numpy()})[0]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{b}x{h}x{w}" for b, h, w in SIZES])
+def test_segmentation_logits_match_eager_inference(segmentation, size) -> None:
+    images = torch.randn(size[0], 3, *size[1:])
+    with torch.no_grad():
+        expected = segmentation.model.encode(images).numpy()  # whole-image eager path
+    logits = _run_onnx(segmentation.onnx_path, images)
+    assert logits.shape == (size[0], 4, *size[1:])
+    assert np.abs(logits - expected).max() <= 1e-4
+    assert np.abs(expected).max() > 0.5  # the weights give logits far above the tolerance
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{b}x{h}x{w}" for b, h, w in SIZES])
+def test_depth_on_rope_backbone_matches_eager_inference(depth_rope, size) -> None:
+    images = torch.randn(size[0], 3, *size[1:])
+    head = depth_rope.model.decode_head
+    with torch.no_grad():
+        expected = depth_rope.model.encode(images).clamp(head.min_depth, head.max_depth).numpy()
+    depth = _run_onnx(depth_rope.onnx_path, images)
+    assert depth.shape == (size[0], 1, *size[1:])
+    assert np.abs(depth - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert expected.std() > 1e-2  # the depth varies over the image
+
+
+def test_tool_reports_the_file_axes_and_check(segmentation) -> None:
+    printed = segmentation.printed
+    assert f"wrote {segmentation.onnx_path} (ONNX opset 18)" in printed
+    assert "images: ['batch', 3, 'height', 'width']" in printed
+    assert "logits: ['batch', 4, 'height', 'width']" in printed
+    diff = float(printed.split("max abs diff ")[1].split()[0])
+    assert diff <= 1e-4
+
+
+def test_file_records_normalisation_and_output_kind(depth_rope) -> None:
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(depth_rope.onnx_path)).metadata_props}
+    assert meta["output_kind"] == "metric_depth"
+    assert meta["mean"] == pytest.approx([123.675, 116.28, 103.53])
+    assert meta["std"] == pytest.approx([58.395, 57.12, 57.375])
+    assert meta["patch_size"] == 8
+
+
+def test_random_weights_are_refused_unless_the_config_allows_them(tmp_path) -> None:
+    cfg = load_config(str(SEG_CONFIG))
+    with pytest.raises(ExportError, match="allow_random_weights"):
+        load_model(cfg, None)
+    cfg.allow_random_weights = True
+    assert not load_model(cfg, None).training
+
+
+def test_instance_segmentation_is_refused() -> None:
+    cfg = load_config(str(REPO / "configs" / "toy_instance_mask2former_vittiny.py"))
+    with pytest.raises(ExportError, match="Mask2Former"):
+        PixelOutputModel(MODELS.build(cfg.model))
+
+
+def test_default_shape_is_the_crop_else_near_512() -> None:
+    cfg = load_config(str(SEG_CONFIG))
+    assert default_shape(cfg, 8) == (128, 128)
+    cfg.model.data_preprocessor.size = None
+    assert default_shape(cfg, 14) == (518, 518)
+    assert default_shape(cfg, 16) == (512, 512)
