@@ -15,6 +15,7 @@ LAYOUTS = [
     ("[reg, cls, patches]", "vits14_reg4", dict(registers_before_cls=True)),
     ("[reg, patches]", "vitm16_reg4_rms_nocls", dict()),
     ("[cls, patches]", "vits14", dict()),
+    ("[cls, reg, patches], RoPE", "vits16_dinov3", dict()),
 ]
 FIELDS = {"q": 0, "k": 1, "v": 2}
 
@@ -58,3 +59,24 @@ def test_unknown_field_is_an_error():
         out = model.forward_intermediates(torch.randn(1, 3, 28, 28), return_attention=True)
     with pytest.raises(ValueError, match="which"):
         discovery_features(out.attention, "keys")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DINOv3: TokenAttention.patch_keys / patch_queries are taken after RoPE (as the "
+    "attention used them); discovery needs them before RoPE, a backbone change "
+    "(docs/discovery.md, DINOv3)",
+)
+@pytest.mark.parametrize("which", ["k", "q"])
+def test_dinov3_discovery_features_do_not_depend_on_position(which):
+    """LOST and TokenCut compare patches by the dot product / cosine of their keys. RoPE rotates
+    a patch's key by its position, so after RoPE two patches of identical content compare as
+    k_i . R(p_j - p_i) k_i: the similarity falls with their distance. One block on a uniform
+    image (no position table, no padding): every patch token is the same at the block's input,
+    so keys and queries taken before RoPE are the same at every patch."""
+    model = RegisterViT("vits16_dinov3", embed_dim=32, depth=1, num_heads=4).eval()
+    image = torch.full((1, 3, 64, 96), 0.5)  # a 4 x 6 grid of equal patches
+    with torch.no_grad():
+        out = model.forward_intermediates(image, return_attention=True)
+    features = discovery_features(out.attention, which).flatten(1, 2)[0]  # (24, C)
+    torch.testing.assert_close(features, features[:1].expand_as(features))
