@@ -87,13 +87,26 @@ def _check_bias_mask(key: str, mask: Tensor) -> None:
         raise ValueError(f"{key} masks other entries than the key third of the qkv bias")
 
 
-def arch_from_dinov3_official(state: Mapping[str, Tensor], periods: Tensor | None) -> ViTArch:
+def dinov3_arch_hints(state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """From the unconverted state: the keyword arguments of :func:`arch_from_dinov3_official`
+    (the tensors conversion drops)."""
+    return dict(
+        periods=state.get("rope_embed.periods"),
+        masked_key_bias=any(key.endswith(".attn.qkv.bias_mask") for key in state),
+    )
+
+
+def arch_from_dinov3_official(
+    state: Mapping[str, Tensor], periods: Tensor | None, masked_key_bias: bool = True
+) -> ViTArch:
     """The :class:`ViTArch` of converted official DINOv3 weights.
 
     Args:
         state: output of :func:`convert_dinov3_official`.
         periods: the file's ``rope_embed.periods`` (head_dim / 4,); ``None`` when it has none
             (then the head count comes from the presets of the same width, base 100 assumed).
+        masked_key_bias: the file has ``qkv.bias_mask`` buffers (``mask_k_bias=True``, every
+            released model); without them the key bias is used as stored.
 
     Raises:
         ValueError: the periods are not ``100 ** (4 i / head_dim)`` in float32 or bfloat16
@@ -107,7 +120,8 @@ def arch_from_dinov3_official(state: Mapping[str, Tensor], periods: Tensor | Non
             raise ValueError(f"{periods.numel()} RoPE periods do not divide embed dim {dim}")
         num_heads = dim // head_dim
         rounding = periods_rounding(periods, head_dim)
-    return infer_arch(state, num_heads=num_heads, **dinov3_fields(rope_periods_dtype=rounding))
+    fields = dinov3_fields(rope_periods_dtype=rounding, key_bias=not masked_key_bias)
+    return infer_arch(state, num_heads=num_heads, **fields)
 
 
 def dinov3_fields(**overrides: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ This package hands out state dicts and architectures; the backbone loads them in
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from .birder import arch_from_birder, birder_file_options, convert_birder
 from .dinov3 import (
     arch_from_dinov3_official,
     convert_dinov3_official,
+    dinov3_arch_hints,
     dinov3_fields,
     is_official_dinov3,
 )
@@ -89,7 +90,8 @@ class _Loaded:
     name: str
     state: dict[str, Tensor]
     options: dict[str, Any]
-    rope_periods: Tensor | None = None  # official DINOv3: the stored periods, for the arch
+    # What conversion drops but the architecture needs (official DINOv3: periods, key mask).
+    arch_hints: dict[str, Any] = field(default_factory=dict)
 
 
 def detect_format(path: str | Path) -> str:
@@ -213,7 +215,8 @@ def _load(path: Path) -> _Loaded:
         raise CheckpointError(
             f"{file.path}: cannot convert the checkpoint ({name}): {error}"
         ) from error
-    return _Loaded(file, kind, name, converted, options, state.get("rope_embed.periods"))
+    hints = dinov3_arch_hints(state) if kind == "official_dinov3" else {}
+    return _Loaded(file, kind, name, converted, options, hints)
 
 
 def _backbone_tensors(file: CheckpointFile) -> tuple[str, dict[str, Tensor]]:
@@ -276,7 +279,7 @@ def _file_arch(loaded: _Loaded) -> ViTArch:
         if loaded.kind == "birder":
             return arch_from_birder(loaded.state, **loaded.options)
         if loaded.kind == "official_dinov3":
-            return arch_from_dinov3_official(loaded.state, loaded.rope_periods)
+            return arch_from_dinov3_official(loaded.state, **loaded.arch_hints)
         if loaded.kind == "timm_dinov3":
             return infer_arch(loaded.state, **dinov3_fields())
         return infer_arch(loaded.state, **_inference_defaults(loaded))

@@ -203,3 +203,14 @@ def test_swiglu_sizes_are_the_released_widths():
     assert (h_plus.embed_dim, h_plus.depth, h_plus.num_heads) == (1280, 32, 20)
     block = MODELS.build(dict(type="RegisterViT", arch="vith16plus_dinov3", depth=1)).blocks[0]
     assert block.mlp.w12.weight.shape == (2 * 5120, 1280) and block.attn.qkv.bias is not None
+
+
+def test_official_dinov3_without_bias_mask_keeps_the_key_bias(kit, tmp_path):
+    """``mask_k_bias=False`` models store no ``bias_mask``: their key bias is real."""
+    ref = timm_reference("vit_small_patch16_dinov3_qkvb", kit)
+    state = to_official(ref.state_dict(), periods_for(ref, torch.bfloat16))
+    path = tmp_path / "unmasked.pth"
+    torch.save({k: v for k, v in state.items() if not k.endswith("bias_mask")}, path)
+    assert read_arch(path).key_bias
+    torch.save(state, path)
+    assert not read_arch(path).key_bias
