@@ -157,3 +157,15 @@ def test_default_shape_is_the_crop_else_near_512() -> None:
     cfg.model.data_preprocessor.size = None
     assert default_shape(cfg, 14) == (518, 518)
     assert default_shape(cfg, 16) == (512, 512)
+
+
+def test_metric_depth_is_clamped_to_the_head_range(monkeypatch) -> None:
+    """As the Depther clamps its prediction (a linear-bins head never leaves the range; DPT
+    heads do)."""
+    cfg = load_config(str(DEPTH_CONFIG))
+    cfg.allow_random_weights = True
+    model = load_model(cfg, None)
+    head = model.decode_head
+    monkeypatch.setattr(head, "predict", lambda features, metas: torch.full((1, 1, 16, 24), 1e3))
+    depth = PixelOutputModel(model)(torch.randn(1, 3, 16, 24))
+    assert depth.max() == head.max_depth
