@@ -17,13 +17,17 @@ Rope = tuple[Tensor, Tensor]
 class AttentionMaps(NamedTuple):
     """Internals of one attention layer, all over the full token sequence (prefix included).
 
-    q, k, v: (B, heads, T, head_dim); attn: (B, heads, T, T), rows sum to 1.
+    q, k, v: (B, heads, T, head_dim) as the attention used them (q and k after RoPE, if any);
+    attn: (B, heads, T, T), rows sum to 1; q_content, k_content: q and k before RoPE (the same
+    tensors as q and k without RoPE).
     """
 
     q: Tensor
     k: Tensor
     v: Tensor
     attn: Tensor
+    q_content: Tensor
+    k_content: Tensor
 
 
 @dataclass
@@ -33,7 +37,10 @@ class TokenAttention:
     token layout). h x w is the patch grid of the (padded) input.
 
     Attributes:
-        patch_queries, patch_keys, patch_values: (B, heads, h, w, head_dim) of the patch tokens.
+        patch_queries, patch_keys, patch_values: (B, heads, h, w, head_dim) of the patch tokens;
+            queries and keys before RoPE (DINOv3): rotation by position would make identical
+            patches compare less similar the further apart they are, and LOST / TokenCut compare
+            patches by content (docs/discovery.md).
         cls_attention: (B, heads, h, w), the cls token's softmax attention row at the patch
             columns (not renormalised: the row's mass on cls / registers is left out), or
             ``None`` without a cls token.
@@ -87,7 +94,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
-    def _qkv(self, x: Tensor, rope: Rope | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, T, C) -> q, k, v, each (B, heads, T, head_dim), before RoPE."""
         b, t, c = x.shape
         bias = self.qkv.bias
         if bias is None or self.key_bias:
@@ -96,7 +104,10 @@ class Attention(nn.Module):
             masked = torch.cat((bias[:c], bias.new_zeros(c), bias[2 * c :]))
             qkv = F.linear(x, self.qkv.weight, masked)
         qkv = qkv.reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        return qkv[0], qkv[1], qkv[2]
+
+    def _rotated_qkv(self, x: Tensor, rope: Rope | None) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v = self._qkv(x)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         return q, k, v
@@ -108,7 +119,7 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, rope: Rope | None = None) -> Tensor:
         """x: (B, T, C) -> (B, T, C); ``rope``: (cos, sin), each (N, head_dim), rotates the
         last N tokens' queries and keys (see :func:`~dinoreg_dense.backbones.rope.apply_rope`)."""
-        q, k, v = self._qkv(x, rope)
+        q, k, v = self._rotated_qkv(x, rope)
         if self.core_dtype is None or self.core_dtype == q.dtype:
             return self._merge_heads(F.scaled_dot_product_attention(q, k, v))
         dtype = self.core_dtype
@@ -120,11 +131,14 @@ class Attention(nn.Module):
     def forward_with_attention(
         self, x: Tensor, rope: Rope | None = None
     ) -> tuple[Tensor, AttentionMaps]:
-        """Same output as ``forward`` plus the layer's q / k / v (after RoPE) and softmax
-        attention."""
-        q, k, v = self._qkv(x, rope)
+        """Same output as ``forward`` plus the layer's q / k / v, softmax attention and the
+        queries and keys before RoPE (:class:`AttentionMaps`)."""
+        q_content, k_content, v = self._qkv(x)
+        q, k = q_content, k_content
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        return self._merge_heads(attn @ v), AttentionMaps(q, k, v, attn)
+        return self._merge_heads(attn @ v), AttentionMaps(q, k, v, attn, q_content, k_content)
 
 
 def set_attention_core_dtype(module: nn.Module, dtype: torch.dtype | None) -> int:

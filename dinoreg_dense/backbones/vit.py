@@ -312,8 +312,8 @@ class RegisterViT(nn.Module):
 
         to_patches = maps.attn[..., n:].unflatten(-1, grid)  # (B, heads, T, h, w)
         return TokenAttention(
-            patch_queries=patch_grid(maps.q),
-            patch_keys=patch_grid(maps.k),
+            patch_queries=patch_grid(maps.q_content),
+            patch_keys=patch_grid(maps.k_content),
             patch_values=patch_grid(maps.v),
             cls_attention=to_patches[:, :, cls_index] if cls_index is not None else None,
             register_attention=to_patches[:, :, registers].transpose(1, 2),

@@ -85,8 +85,10 @@ def test_attention_is_split_at_the_rows_of_each_layout(arch, overrides, cls_row,
     for name in ("patch_queries", "patch_keys", "patch_values"):
         assert getattr(split, name).shape == (2, heads, h, w, head_dim), name
     assert split.register_attention.shape == (2, len(register_rows), heads, h, w)
-    for mine, theirs in zip(split.full, (q, k, v, weights), strict=True):
+    full = split.full
+    for mine, theirs in zip(full[:4], (q, k, v, weights), strict=True):
         torch.testing.assert_close(mine, theirs)
+    assert full.q_content is full.q and full.k_content is full.k  # no RoPE: nothing rotated
 
     for i in range(h):
         for j in range(w):

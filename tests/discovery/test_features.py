@@ -17,7 +17,8 @@ LAYOUTS = [
     ("[cls, patches]", "vits14", dict()),
     ("[cls, reg, patches], RoPE", "vits16_dinov3", dict()),
 ]
-FIELDS = {"q": 0, "k": 1, "v": 2}
+# AttentionMaps fields of the features: queries and keys before RoPE (q_content, k_content).
+FIELDS = {"q": 4, "k": 5, "v": 2}
 
 
 @pytest.mark.parametrize("arch, overrides", [c[1:] for c in LAYOUTS], ids=[c[0] for c in LAYOUTS])
@@ -61,12 +62,6 @@ def test_unknown_field_is_an_error():
         discovery_features(out.attention, "keys")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DINOv3: TokenAttention.patch_keys / patch_queries are taken after RoPE (as the "
-    "attention used them); discovery needs them before RoPE, a backbone change "
-    "(docs/discovery.md, DINOv3)",
-)
 @pytest.mark.parametrize("which", ["k", "q"])
 def test_dinov3_discovery_features_do_not_depend_on_position(which):
     """LOST and TokenCut compare patches by the dot product / cosine of their keys. RoPE rotates
