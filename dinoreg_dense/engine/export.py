@@ -16,6 +16,7 @@ back, as the backbone and head do in eager mode. Test-time flips, scales and sli
 (docs/export.md says why).
 """
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,8 @@ def export_onnx(
     Raises:
         ExportError: the exporter failed; the message carries its reason.
     """
-    import onnx  # lazily: only export needs it
+    _require("onnx", "onnxscript")
+    import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +212,15 @@ def export_onnx(
     )
 
 
+def _require(*packages: str) -> None:
+    """Raise :class:`ExportError` naming the install command when a package is missing."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ExportError(
+            f"ONNX export needs {', '.join(missing)}: pip install -e '.[export]' (pyproject.toml)"
+        )
+
+
 def _dims(value: Any) -> tuple[int | str, ...]:
     """An ONNX value's shape: ints for fixed axes, names for dynamic ones."""
     return tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
@@ -224,7 +235,8 @@ def onnxruntime_difference(
 ) -> tuple[float, float]:
     """Run the exported file with onnxruntime (CPU) and ``module`` on one random normal input of
     (batch, 3, *shape); return (max |onnx - torch|, that divided by max |torch|)."""
-    import onnxruntime  # lazily: only export needs it
+    _require("onnxruntime")
+    import onnxruntime
 
     images = torch.randn(batch, 3, *shape, generator=torch.Generator().manual_seed(seed))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
