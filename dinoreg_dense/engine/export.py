@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from torch import Tensor, nn
 
+from ..heads import Mask2FormerHead
 from ..models import Depther, Segmentor
 from ..models.base import DenseModel
 from ..registry import MODELS
@@ -49,7 +50,8 @@ class PixelOutputModel(nn.Module):
         model: a :class:`Segmentor` or :class:`Depther` in eval mode.
 
     Raises:
-        ExportError: any other task model (e.g. the instance segmentor's set of masks).
+        ExportError: any other task model (e.g. the instance segmentor's set of masks), or a
+            Mask2Former head.
     """
 
     def __init__(self, model: DenseModel) -> None:
@@ -60,9 +62,16 @@ class PixelOutputModel(nn.Module):
                 "Depther (depth or disparity) models have one per-pixel output; instance "
                 "segmentation (Mask2Former) keeps a variable set of masks"
             )
+        head = model.decode_head
+        if isinstance(head, Mask2FormerHead):
+            raise ExportError(
+                "Mask2FormerHead cannot be exported, for semantic segmentation either: its "
+                "deformable attention reads the feature levels' sizes from a tensor "
+                "(spatial_shapes.tolist() in heads/mask2former/deform_attn.py), which "
+                "torch.export cannot trace; export a linear or DPT head"
+            )
         self.model = model
         self.patch_size: int = model.backbone.patch_size
-        head = model.decode_head
         self.output_kind = getattr(head, "output_kind", "metric_depth")
         if isinstance(model, Segmentor):
             self.output_kind = "class_logits"

@@ -145,9 +145,13 @@ def test_random_weights_are_refused_unless_the_config_allows_them(tmp_path) -> N
     assert not load_model(cfg, None).training
 
 
-def test_instance_segmentation_is_refused() -> None:
-    cfg = load_config(str(REPO / "configs" / "toy_instance_mask2former_vittiny.py"))
-    with pytest.raises(ExportError, match="Mask2Former"):
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [("toy_instance_mask2former_vittiny.py", "instance"), ("toy_mask2former_vittiny.py", "trace")],
+)
+def test_mask2former_is_refused_with_the_reason(config, message) -> None:
+    cfg = load_config(str(REPO / "configs" / config))
+    with pytest.raises(ExportError, match=message):
         PixelOutputModel(MODELS.build(cfg.model))
 
 
