@@ -49,16 +49,15 @@ from dinoreg_dense.datasets.photos import (
     output_names,
     read_photo,
 )
-from dinoreg_dense.engine import check_state_dict_shapes, depth_range_of, save_prediction
+from dinoreg_dense.engine import depth_range_of, save_prediction
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
     apply_num_threads,
     load_config,
     run_tool,
 )
-from dinoreg_dense.engine.model_weights import resolve_checkpoint
+from dinoreg_dense.engine.model_weights import build_model_with_weights
 from dinoreg_dense.engine.prediction_writer import prediction_key
-from dinoreg_dense.registry import MODELS
 from dinoreg_dense.structures import DenseDataSample
 
 
@@ -91,14 +90,9 @@ def main() -> None:
         photos = list_photos(args.inputs, out_dir)
     except FileNotFoundError as err:
         raise SystemExit(f"error: {err}") from None
-    checkpoint = resolve_checkpoint(cfg, args.checkpoint)
-    model = MODELS.build(cfg.model)  # released weights load here, strictly
-    if checkpoint is not None:
-        state_dict = checkpoint["state_dict"]
-        check_state_dict_shapes(model, state_dict, args.checkpoint)
-        model.load_state_dict(state_dict)
+    model, run_meta = build_model_with_weights(cfg, args.checkpoint)
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    meta = ((checkpoint or {}).get("meta") or {}).get("dataset_meta") or {}
+    meta = run_meta.get("dataset_meta") or {}
     # Inference-only configs (no dataloaders) give their resizing as test_pipeline.
     test_data = cfg.get("test_dataloader")
     pipeline = build_pipeline(test_data.dataset.pipeline if test_data else cfg.test_pipeline)

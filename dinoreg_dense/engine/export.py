@@ -32,8 +32,7 @@ from ..heads import Mask2FormerHead
 from ..models import Depther, Segmentor
 from ..models.base import DenseModel
 from ..registry import MODELS
-from .model_weights import resolve_checkpoint
-from .run_checkpoint import check_state_dict_shapes
+from .model_weights import build_model_with_weights
 
 OPSET = 18
 INPUT_NAME = "images"
@@ -108,7 +107,7 @@ def load_model(cfg: Config, checkpoint: str | Path | None) -> DenseModel:
 
     Raises:
         ExportError: no checkpoint and the config does not set ``allow_random_weights = True``.
-        FileNotFoundError, CheckpointError, ValueError: see :func:`resolve_checkpoint`.
+        FileNotFoundError, CheckpointError, ValueError: see :func:`build_model_with_weights`.
     """
     if checkpoint is None and not cfg.get("allow_random_weights", False):
         raise ExportError(
@@ -116,13 +115,9 @@ def load_model(cfg: Config, checkpoint: str | Path | None) -> DenseModel:
             "checkpoint from tools/train.py or released depth weights (docs/export.md); a toy "
             "config may set allow_random_weights = True"
         )
-    run_checkpoint = None if checkpoint is None else resolve_checkpoint(cfg, checkpoint)
-    model = MODELS.build(cfg.model)
-    if run_checkpoint is not None:
-        state_dict = run_checkpoint["state_dict"]
-        check_state_dict_shapes(model, state_dict, checkpoint)
-        model.load_state_dict(state_dict)
-    return model.eval()
+    if checkpoint is None:
+        return MODELS.build(cfg.model).eval()
+    return build_model_with_weights(cfg, checkpoint)[0].eval()
 
 
 def default_shape(cfg: Config, patch_size: int) -> tuple[int, int]:

@@ -9,15 +9,20 @@ model config (``backbone.checkpoint`` / ``decode_head.checkpoint`` plus the sett
 fixes), so the model loads it strictly when it is built.
 """
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from torch import nn
 
 from ..checkpoint import CheckpointError, detect_format
 from ..checkpoint.depth_heads import SUPPORTED_FORMATS, HeadWeights, read_head_weights
-from .run_checkpoint import RunCheckpointError, load_run_checkpoint
+from ..registry import MODELS
+from .run_checkpoint import RunCheckpointError, check_state_dict_shapes, load_run_checkpoint
 
 # Formats whose file also holds the backbone the head was trained on.
 _WITH_BACKBONE = frozenset(SUPPORTED_FORMATS[2:])
@@ -82,6 +87,42 @@ def resolve_checkpoint(cfg: Config, path: str | Path) -> dict[str, Any] | None:
         ) from None
     _into_config(cfg.model, weights)
     return None
+
+
+def build_model_with_weights(cfg: Config, path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """``cfg.model`` built with the weights of ``path`` (see :func:`resolve_checkpoint`).
+
+    A run checkpoint's tensors replace every weight after the build, so the backbone's warning
+    about random weights (the config names no backbone checkpoint) is not shown then.
+
+    Returns:
+        The model (train mode, on the CPU) and the run checkpoint's ``meta`` (``{}`` for
+        released weights).
+
+    Raises:
+        Whatever :func:`resolve_checkpoint` raises; ``ValueError`` (naming ``path``) when the
+        run checkpoint's tensors do not fit the config's model.
+    """
+    checkpoint = resolve_checkpoint(cfg, path)
+    if checkpoint is None:
+        return MODELS.build(cfg.model), {}  # released weights load here, strictly
+    with _quiet_random_weights():
+        model = MODELS.build(cfg.model)
+    state_dict = checkpoint["state_dict"]
+    check_state_dict_shapes(model, state_dict, path)
+    model.load_state_dict(state_dict)
+    return model, checkpoint.get("meta") or {}
+
+
+@contextmanager
+def _quiet_random_weights() -> Iterator[None]:
+    vit_logger = logging.getLogger("dinoreg_dense.backbones.vit")
+    level = vit_logger.level
+    vit_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        vit_logger.setLevel(level)
 
 
 def _into_config(model: ConfigDict, weights: HeadWeights) -> None:

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 
 from dinoreg_dense.checkpoint import CheckpointError
-from dinoreg_dense.engine.model_weights import resolve_checkpoint
+from dinoreg_dense.engine.model_weights import build_model_with_weights, resolve_checkpoint
 from dinoreg_dense.registry import MODELS
 from tests.heads.test_dpt_configs import to_released_names
 
@@ -42,6 +42,24 @@ def test_run_checkpoint_is_returned_for_the_caller_to_load(tmp_path):
     checkpoint = resolve_checkpoint(cfg, path)
     assert checkpoint is not None and checkpoint["meta"]["iter"] == 10
     assert cfg.model.decode_head.checkpoint is None  # the config is left alone
+
+
+def test_run_checkpoint_model_loads_it_without_the_random_weights_warning(tmp_path, caplog):
+    """The backbone warns that its weights are random when built from a config without a
+    backbone checkpoint; a run checkpoint replaces them at once, so that warning is wrong there."""
+    cfg = small_depth_anything_cfg()
+    source = MODELS.build(cfg.model).eval()
+    assert "RANDOM weights" in caplog.text  # the warning this test relies on still exists
+    caplog.clear()
+    path = tmp_path / "iter_10.pth"
+    torch.save(dict(state_dict=source.state_dict(), meta=dict(dataset_meta=dict(x=1))), path)
+    model, meta = build_model_with_weights(cfg, path)
+    assert "RANDOM weights" not in caplog.text and meta["dataset_meta"] == dict(x=1)
+    x = torch.randn(1, 3, 56, 84)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval().encode(x), source.encode(x))
+    MODELS.build(cfg.model)
+    assert "RANDOM weights" in caplog.text  # silenced for that build only
 
 
 def linear_head_file(tmp_path: Path, in_channels: int) -> Path:
