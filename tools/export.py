@@ -22,6 +22,7 @@ from pathlib import Path
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
+from dinoreg_dense.engine.cfg_options import RUNNER_KEYS
 from dinoreg_dense.engine.export import (
     PixelOutputModel,
     default_shape,
@@ -70,7 +71,9 @@ def output_path(args: argparse.Namespace) -> Path:
 def main() -> None:
     args = parse_args()
     apply_num_threads(args.threads)
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(
+        args.config, args.cfg_options, top_keys=RUNNER_KEYS | {"allow_random_weights"}
+    )
     init_default_scope(cfg.get("default_scope", "dinoreg_dense"))
     model = load_model(cfg, args.checkpoint)
     module = PixelOutputModel(model)
@@ -89,6 +92,11 @@ def main() -> None:
         patch_size=module.patch_size,
         config=args.config,
         checkpoint=args.checkpoint,
+    )
+    print(
+        f"exporting {type(model).__name__} ({model.backbone.describe()}) at {shape[0]}x{shape[1]}"
+        f"{', dynamic batch / height / width' if args.dynamic else ''} with torch.onnx (dynamo); "
+        "this takes 10-30 s on a CPU"
     )
     written = export_onnx(module, output_path(args), shape, args.dynamic, metadata)
     print(f"wrote {written.path} (ONNX opset {written.opset})")
