@@ -12,8 +12,9 @@ in metres (clamped to the head's range) or ``disparity`` (B, 1, H, W) for relati
 --dynamic makes batch, height and width dynamic (any size); otherwise the input is
 (1, 3, H, W) with H, W from --shape (default: the config's test window or training crop, else
 the multiple of the patch size nearest 512). The file goes to --out, else next to CHECKPOINT
-(``<checkpoint>.onnx``), else ``work_dirs/<config>/<config>.onnx``. Instance segmentation
-(Mask2Former) is refused. See docs/export.md.
+(``<checkpoint>.onnx``), else ``work_dirs/<config>/<config>.onnx``. Mask2Former exports its
+semantic output (log scores); instance segmentation (InstanceSegmentor) is refused. See
+docs/export.md.
 """
 
 import argparse

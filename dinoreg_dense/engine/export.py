@@ -6,7 +6,8 @@ What ``tools/export.py`` runs. The exported graph is the model's whole-image inf
 * input ``images``: (B, 3, H, W) float32, normalised as the model's preprocessor does
   (``(pixel - mean) / std`` on RGB 0-255; the values are stored in the file's metadata);
 * output ``logits`` (:class:`~dinoreg_dense.models.Segmentor`): (B, num_classes, H, W) class
-  logits at the input size, argmax over dim 1 gives the classes; ``depth``
+  logits at the input size (a Mask2Former head's: log semantic scores), argmax over dim 1 gives
+  the classes; ``depth``
   (:class:`~dinoreg_dense.models.Depther`, metric head): (B, 1, H, W) metres clamped to the head's
   range; ``disparity`` (relative head): (B, 1, H, W) relative inverse depth, unclamped.
 
@@ -28,7 +29,6 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from torch import Tensor, nn
 
-from ..heads import Mask2FormerHead
 from ..models import Depther, Segmentor
 from ..models.base import DenseModel
 from ..registry import MODELS
@@ -49,28 +49,22 @@ class PixelOutputModel(nn.Module):
         model: a :class:`Segmentor` or :class:`Depther` in eval mode.
 
     Raises:
-        ExportError: any other task model (e.g. the instance segmentor's set of masks), or a
-            Mask2Former head.
+        ExportError: any other task model (e.g. the instance segmentor's set of masks).
     """
 
     def __init__(self, model: DenseModel) -> None:
         super().__init__()
         if not isinstance(model, Segmentor | Depther):
             raise ExportError(
-                f"{type(model).__name__} cannot be exported: only Segmentor (class logits) and "
-                "Depther (depth or disparity) models have one per-pixel output; instance "
-                "segmentation (Mask2Former) keeps a variable set of masks"
+                f"{type(model).__name__} cannot be exported: only Segmentor (class logits, "
+                "Mask2Former's semantic scores included) and Depther (depth or disparity) models "
+                "have one per-pixel output; instance segmentation (InstanceSegmentor) keeps a "
+                "top-k set of scored masks over queries and classes, whose size varies"
             )
         head = model.decode_head
-        if isinstance(head, Mask2FormerHead):
-            raise ExportError(
-                "Mask2FormerHead cannot be exported, for semantic segmentation either: its "
-                "deformable attention reads the feature levels' sizes from a tensor "
-                "(spatial_shapes.tolist() in heads/mask2former/deform_attn.py), which "
-                "torch.export cannot trace; export a linear or DPT head"
-            )
         self.model = model
         self.patch_size: int = model.backbone.patch_size
+        self.min_side = min_input_side(model)
         self.output_kind = getattr(head, "output_kind", "metric_depth")
         if isinstance(model, Segmentor):
             self.output_kind = "class_logits"
@@ -99,6 +93,20 @@ class PixelOutputModel(nn.Module):
         if self.output_kind == "metric_depth":
             output = output.clamp(*self.depth_range)
         return output
+
+
+def min_input_side(model: DenseModel) -> int:
+    """Smallest input side (pixels) a dynamic export supports.
+
+    A head with a multi-scale neck (Mask2Former's ``SimpleFeaturePyramid``) max-pools the patch
+    grid by ``1 / min(scale_factors)``; ``torch.export`` treats a size of 1 as a special case
+    (broadcasting), so the coarsest level needs at least 2 cells: a grid of ``1 / scale + 1``
+    patches. Other heads take any side.
+    """
+    scales = getattr(getattr(model.decode_head, "neck", None), "scale_factors", None)
+    if not scales or min(scales) >= 1:
+        return 1
+    return round(1 / min(scales)) * model.backbone.patch_size + 1
 
 
 def load_model(cfg: Config, checkpoint: str | Path | None) -> DenseModel:
@@ -178,7 +186,16 @@ def export_onnx(
     dynamic_shapes = None
     if dynamic:
         axes = {0: "batch", 2: "height", 3: "width"}
-        dynamic_shapes = {INPUT_NAME: {i: torch.export.Dim(name) for i, name in axes.items()}}
+        if min(shape) < module.min_side:
+            raise ExportError(
+                f"the example size {shape} is below the model's smallest side "
+                f"{module.min_side}; pass a larger --shape"
+            )
+        # The model's smallest side as the axes' minimum, so that the exporter does not derive
+        # it (a second, silent trace that doubles the export time).
+        minimum = {"batch": 1, "height": module.min_side, "width": module.min_side}
+        dims = {i: torch.export.Dim(name, min=minimum[name]) for i, name in axes.items()}
+        dynamic_shapes = {INPUT_NAME: dims}
     weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     try:
         with torch.no_grad():
@@ -199,6 +216,14 @@ def export_onnx(
             f"torch.onnx.export of {type(module.model).__name__} failed: {err}"
         ) from err
     proto = onnx.load(str(path), load_external_data=False)
+    if dynamic and _dims(proto.graph.input[0]) != (axes[0], 3, axes[2], axes[3]):
+        # torch.onnx.export retries with the exporter's suggested fixes when a guard fails,
+        # e.g. height = 16 * k: a file that is wrong for every other size.
+        raise ExportError(
+            f"torch.onnx.export of {type(module.model).__name__} restricted the dynamic input "
+            f"to {_dims(proto.graph.input[0])}: some size arithmetic of the model is not "
+            "traceable for every size"
+        )
     if dynamic:  # the exporter names the output axes by formulas equal to the input's sizes
         for index, name in axes.items():
             proto.graph.output[0].type.tensor_type.shape.dim[index].dim_param = name

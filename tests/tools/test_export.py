@@ -1,6 +1,7 @@
-"""tools/export.py: a dynamic ONNX export of the toy segmentation (learned position table) and depth
-(RoPE) models runs in onnxruntime at sizes it never saw, including ones that are not multiples of
-the patch size, and gives what the eager model's whole-image inference gives."""
+"""tools/export.py: a dynamic ONNX export of the toy segmentation (learned position table, and
+Mask2Former's semantic output) and depth (RoPE) models runs in onnxruntime at sizes it never saw,
+including ones that are not multiples of the patch size, and gives what the eager model's
+whole-image inference gives."""
 
 import contextlib
 import importlib.util
@@ -16,7 +17,13 @@ import onnxruntime
 import pytest
 import torch
 
-from dinoreg_dense.engine.export import ExportError, PixelOutputModel, default_shape, load_model
+from dinoreg_dense.engine.export import (
+    ExportError,
+    PixelOutputModel,
+    default_shape,
+    export_onnx,
+    load_model,
+)
 from dinoreg_dense.engine.launch import load_config
 from dinoreg_dense.registry import MODELS
 
@@ -25,6 +32,18 @@ from ..integration.conftest import REPO
 SEG_CONFIG = REPO / "configs" / "toy_linear_vittiny.py"
 DEPTH_CONFIG = REPO / "configs" / "toy_depth_linear_vittiny.py"
 ROPE = {"model.backbone.arch": "vits16_dinov3"}
+MASK2FORMER_CONFIG = REPO / "configs" / "toy_mask2former_vittiny.py"
+# The toy Mask2Former cut to what the export has to get right for every size: the max-pooled
+# (ceil-rounded) level, deformable attention over two levels, one FPN level, masked attention
+# to each level once. One backbone block and 4 queries keep the export near 20 s.
+MASK2FORMER_TINY = {
+    "model.backbone.depth": 1,
+    "model.decode_head.neck.scale_factors": (2.0, 1.0, 0.5),
+    "model.decode_head.pixel_decoder.num_deform_levels": 2,
+    "model.decode_head.pixel_decoder.num_encoder_layers": 1,
+    "model.decode_head.transformer_decoder.num_queries": 4,
+    "model.decode_head.transformer_decoder.num_layers": 2,
+}
 # (B, H, W): the export's own example size (128, from the config's crop), then unseen sizes
 # whose patch grids (patch 8, table 16 x 16) are larger and smaller than the table, and sides
 # that are not multiples of the patch.
@@ -92,6 +111,12 @@ def depth_rope(tmp_path_factory) -> Exported:
     return _export(tmp_path_factory.mktemp("depth"), DEPTH_CONFIG, ROPE)
 
 
+@pytest.fixture(scope="module")
+def mask2former(tmp_path_factory) -> Exported:
+    """Toy Mask2Former segmentor (pyramid neck, deformable pixel decoder, masked attention)."""
+    return _export(tmp_path_factory.mktemp("mask2former"), MASK2FORMER_CONFIG, MASK2FORMER_TINY)
+
+
 def _run_onnx(path: Path, images: torch.Tensor) -> np.ndarray:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"images": images.numpy()})[0]
@@ -106,6 +131,20 @@ def test_segmentation_logits_match_eager_inference(segmentation, size) -> None:
     assert logits.shape == (size[0], 4, *size[1:])
     assert np.abs(logits - expected).max() <= 1e-4
     assert np.abs(expected).max() > 0.5  # the weights give logits far above the tolerance
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{b}x{h}x{w}" for b, h, w in SIZES])
+def test_mask2former_semantic_scores_match_eager_inference(mask2former, size) -> None:
+    """The log of the per-pixel class scores (Mask2FormerHead.predict_by_feat, what Segmentor
+    predicts from); pooled grids of odd size (19 x 17 -> 10 x 9, 10 x 7 -> 5 x 4) included."""
+    images = torch.randn(size[0], 3, *size[1:])
+    with torch.no_grad():
+        expected = mask2former.model.encode(images).numpy()
+    logits = _run_onnx(mask2former.onnx_path, images)
+    assert logits.shape == (size[0], 4, *size[1:])
+    assert np.abs(logits - expected).max() <= 1e-4
+    assert np.abs(np.exp(logits) - np.exp(expected)).max() <= 1e-4  # the scores themselves
+    assert expected.std(axis=(2, 3)).min() > 0.05  # the scores vary over the image
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{b}x{h}x{w}" for b, h, w in SIZES])
@@ -145,14 +184,20 @@ def test_random_weights_are_refused_unless_the_config_allows_them(tmp_path) -> N
     assert not load_model(cfg, None).training
 
 
-@pytest.mark.parametrize(
-    ("config", "message"),
-    [("toy_instance_mask2former_vittiny.py", "instance"), ("toy_mask2former_vittiny.py", "trace")],
-)
-def test_mask2former_is_refused_with_the_reason(config, message) -> None:
-    cfg = load_config(str(REPO / "configs" / config))
-    with pytest.raises(ExportError, match=message):
+def test_instance_segmentation_is_refused_with_the_reason() -> None:
+    cfg = load_config(str(REPO / "configs" / "toy_instance_mask2former_vittiny.py"))
+    with pytest.raises(ExportError, match="InstanceSegmentor.*top-k"):
         PixelOutputModel(MODELS.build(cfg.model))
+
+
+def test_mask2former_smallest_side_keeps_two_cells_on_the_pooled_level(tmp_path) -> None:
+    """Patch 8, coarsest level at half the grid: 17 pixels = 3 patches = 2 pooled cells."""
+    cfg = load_config(str(MASK2FORMER_CONFIG), MASK2FORMER_TINY)
+    module = PixelOutputModel(MODELS.build(cfg.model))
+    assert module.min_side == 17
+    with pytest.raises(ExportError, match="smallest side 17"):
+        export_onnx(module, tmp_path / "m.onnx", (16, 64), dynamic=True)
+    assert PixelOutputModel(MODELS.build(load_config(str(SEG_CONFIG)).model)).min_side == 1
 
 
 def test_default_shape_is_the_crop_else_near_512() -> None:

@@ -13,18 +13,39 @@ Coordinates: sampling locations and reference points are (x, y) in [0, 1] of eac
 (0, 0) the top-left corner of the top-left cell and (1, 1) the bottom-right corner of the
 bottom-right cell, i.e. ``grid_sample``'s ``align_corners=False`` convention; locations outside
 the map read zeros.
+
+Level sizes: both functions take them as Python ``(H_l, W_l)`` pairs, e.g. read from the maps'
+``.shape``, so that ``torch.export`` traces them as symbolic sizes (the ONNX export with dynamic
+height and width); an (L, 2) int64 tensor, the reference implementations' form, is accepted too
+and read on the host, which only eager mode can do.
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+LevelSizes = Sequence[tuple[int, int]] | Tensor
+"""(H_l, W_l) of each level: Python pairs (traceable) or an (L, 2) int64 tensor (eager only)."""
+
+
+def level_sizes(spatial_shapes: LevelSizes) -> list[tuple[int, int]]:
+    """``spatial_shapes`` as a list of ``(H_l, W_l)`` pairs.
+
+    Pairs pass through unchanged, so sizes taken from ``.shape`` stay symbolic under
+    ``torch.export``; a tensor is read with ``.tolist()``, a host read that ``torch.export``
+    cannot trace.
+    """
+    if isinstance(spatial_shapes, Tensor):
+        return [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+    return [(h, w) for h, w in spatial_shapes]
+
 
 def multi_scale_deformable_attention(
     value: Tensor,
-    spatial_shapes: Tensor,
+    spatial_shapes: LevelSizes,
     sampling_locations: Tensor,
     attention_weights: Tensor,
 ) -> Tensor:
@@ -33,7 +54,7 @@ def multi_scale_deformable_attention(
     Args:
         value: (B, S, heads, head_dim) with S = sum_l H_l * W_l, the levels' maps flattened
             row-major (y then x) and concatenated in level order.
-        spatial_shapes: (L, 2) int64, (H_l, W_l) of each level.
+        spatial_shapes: (H_l, W_l) of each level (:data:`LevelSizes`).
         sampling_locations: (B, Q, heads, L, P, 2), normalised (x, y) in [0, 1] per level.
         attention_weights: (B, Q, heads, L, P), normally summing to 1 over (L, P).
 
@@ -45,7 +66,7 @@ def multi_scale_deformable_attention(
     """
     batch, num_values, num_heads, head_dim = value.shape
     _, num_queries, _, num_levels, num_points, _ = sampling_locations.shape
-    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+    shapes = level_sizes(spatial_shapes)
     if sum(h * w for h, w in shapes) != num_values:
         raise ValueError(
             f"value has {num_values} positions but spatial_shapes {shapes} sum to "
@@ -133,7 +154,7 @@ class MSDeformAttn(nn.Module):
         query: Tensor,
         reference_points: Tensor,
         value: Tensor,
-        spatial_shapes: Tensor,
+        spatial_shapes: LevelSizes,
         padding_mask: Tensor | None = None,
     ) -> Tensor:
         """Attend from each query around its reference point on every level.
@@ -143,7 +164,7 @@ class MSDeformAttn(nn.Module):
             reference_points: (B, Q, L, 2), normalised (x, y) in [0, 1] on each level.
             value: (B, S, C), the L levels flattened row-major and concatenated,
                 S = sum_l H_l * W_l.
-            spatial_shapes: (L, 2) int64, (H_l, W_l).
+            spatial_shapes: (H_l, W_l) of each level (:data:`LevelSizes`).
             padding_mask: (B, S) bool, True at padded positions, which then contribute zero.
 
         Returns:
@@ -157,10 +178,10 @@ class MSDeformAttn(nn.Module):
             raise ValueError(
                 f"reference_points must be (B, Q, L, 2) points, got {tuple(reference_points.shape)}"
             )
-        if spatial_shapes.shape[0] != self.num_levels:
+        shapes = level_sizes(spatial_shapes)
+        if len(shapes) != self.num_levels:
             raise ValueError(
-                f"built for {self.num_levels} levels, got spatial_shapes for "
-                f"{spatial_shapes.shape[0]}"
+                f"built for {self.num_levels} levels, got spatial_shapes for {len(shapes)}"
             )
         values = self.value_proj(value)
         if padding_mask is not None:
@@ -171,10 +192,13 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(*sample_shape, 2)
         weights = self.attention_weights(query).view(batch, num_queries, self.num_heads, -1)
         weights = weights.softmax(dim=-1).view(sample_shape)
-        # Offsets are in cells: divide by (W_l, H_l) so that (x, y) offsets stay in step.
-        cells = spatial_shapes.flip(-1).to(offsets.dtype)  # (L, 2) as (W, H)
+        # Offsets are in cells: divide by (W_l, H_l) so that (x, y) offsets stay in step. Built
+        # from the sizes, which torch.export records as ops on the symbolic sizes.
+        cells = torch.tensor(
+            [(w, h) for h, w in shapes], dtype=offsets.dtype, device=offsets.device
+        )  # (L, 2)
         locations = (
             reference_points[:, :, None, :, None, :] + offsets / cells[None, None, None, :, None, :]
         )
-        out = multi_scale_deformable_attention(values, spatial_shapes, locations, weights)
+        out = multi_scale_deformable_attention(values, shapes, locations, weights)
         return self.output_proj(out)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from .deform_attn import MSDeformAttn
+from .deform_attn import LevelSizes, MSDeformAttn
 from .position_encoding import sine_position_embedding
 
 
@@ -86,7 +86,7 @@ class DeformableEncoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, pos: Tensor, reference_points: Tensor, spatial_shapes: Tensor
+        self, x: Tensor, pos: Tensor, reference_points: Tensor, spatial_shapes: LevelSizes
     ) -> Tensor:
         """One layer over the flattened levels.
 
@@ -94,7 +94,7 @@ class DeformableEncoderLayer(nn.Module):
             x: (B, S, C) the levels flattened row-major and concatenated.
             pos: (B or 1, S, C) position + level embedding, added to the queries only.
             reference_points: (B, S, L, 2) normalised (x, y) on each level.
-            spatial_shapes: (L, 2) int64, (H_l, W_l).
+            spatial_shapes: (H_l, W_l) of each level.
 
         Returns:
             (B, S, C).
@@ -226,9 +226,10 @@ class MSDeformAttnPixelDecoder(nn.Module):
         )[None]  # (1, S, C)
         reference = encoder_reference_points(shapes, device=device, dtype=dtype)
         reference = reference[None, :, None, :].expand(batch, -1, len(shapes), -1)
-        spatial_shapes = torch.tensor(shapes, dtype=torch.int64, device=device)
+        # The sizes stay Python ints read from .shape (no tensor round trip), which torch.export
+        # keeps symbolic: the ONNX export with dynamic height and width depends on it.
         for layer in self.encoder_layers:
-            tokens = layer(tokens, pos, reference, spatial_shapes)
+            tokens = layer(tokens, pos, reference, shapes)
         return [
             x.transpose(1, 2).reshape(batch, self.conv_dim, h, w)
             for x, (h, w) in zip(
