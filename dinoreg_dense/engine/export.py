@@ -199,7 +199,7 @@ def export_onnx(
     weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     try:
         with torch.no_grad():
-            torch.onnx.export(
+            program = torch.onnx.export(
                 module,
                 (example,),
                 str(path),
@@ -215,15 +215,18 @@ def export_onnx(
         raise ExportError(
             f"torch.onnx.export of {type(module.model).__name__} failed: {err}"
         ) from err
-    proto = onnx.load(str(path), load_external_data=False)
-    if dynamic and _dims(proto.graph.input[0]) != (axes[0], 3, axes[2], axes[3]):
-        # torch.onnx.export retries with the exporter's suggested fixes when a guard fails,
-        # e.g. height = 16 * k: a file that is wrong for every other size.
+    restricted = _restricted_axes(program.exported_program) if dynamic else []
+    if restricted:
+        # torch.onnx.export retries with torch.export's suggested fixes when a guard on the
+        # sizes fails (e.g. height = 16 * k); the file keeps the axis names but is wrong, or
+        # fails, at every other size.
+        path.unlink()
         raise ExportError(
-            f"torch.onnx.export of {type(module.model).__name__} restricted the dynamic input "
-            f"to {_dims(proto.graph.input[0])}: some size arithmetic of the model is not "
-            "traceable for every size"
+            f"torch.onnx.export of {type(module.model).__name__} traced the input only for "
+            f"sizes {restricted}: some size arithmetic of the model is not traceable for every "
+            "size (a guard torch.export cannot prove); nothing was written"
         )
+    proto = onnx.load(str(path), load_external_data=False)
     if dynamic:  # the exporter names the output axes by formulas equal to the input's sizes
         for index, name in axes.items():
             proto.graph.output[0].type.tensor_type.shape.dim[index].dim_param = name
@@ -239,6 +242,20 @@ def export_onnx(
         module.output_name,
         _dims(proto.graph.output[0]),
     )
+
+
+def _restricted_axes(program: torch.export.ExportedProgram) -> list[str]:
+    """The traced input's sizes on the dynamic axes (0, 2, 3) that are not free symbols: a
+    constant or a formula such as ``16*s1``, as the exporter's retry with suggested fixes
+    leaves them."""
+    name = program.graph_signature.user_inputs[0]
+    node = next(node for node in program.graph.nodes if node.name == name)
+    sizes = [node.meta["val"].shape[axis] for axis in (0, 2, 3)]
+    return [
+        str(size)
+        for size in sizes
+        if not (isinstance(size, torch.SymInt) and size.node.expr.is_Symbol)
+    ]
 
 
 def _require(*packages: str) -> None:

@@ -20,7 +20,6 @@ coordinates, and masks are resized to the input anyway). Other powers of two are
 import math
 from collections.abc import Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..backbones import ViTFeatures
@@ -37,31 +36,6 @@ class LayerNorm2d(nn.LayerNorm):
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class CeilMaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d(size, size, ceil_mode=True)`` computed as a floor-mode pool of the map
-    padded with -inf on the right and bottom to a multiple of ``size``.
-
-    (B, C, h, w) -> (B, C, ceil(h / size), ceil(w / size)), bit-equal to the ceil-mode pool: each
-    window holds the same finite values and -inf never wins a max. Written this way for
-    ``torch.export``: the ceil-mode output-size rule (drop a last window that starts past the
-    input) is a guard on the symbolic grid it cannot prove, so a dynamic-size ONNX export was
-    specialised to even grids; the padded size is a visible multiple of ``size``.
-    """
-
-    def __init__(self, size: int) -> None:
-        super().__init__(kernel_size=size, stride=size, ceil_mode=True)
-        self.size = size
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, h, w) -> (B, C, ceil(h / size), ceil(w / size))."""
-        height, width = x.shape[-2:]
-        size = self.size
-        pad_w = (width + size - 1) // size * size - width
-        pad_h = (height + size - 1) // size * size - height
-        padded = F.pad(x, (0, pad_w, 0, pad_h), value=float("-inf"))
-        return F.max_pool2d(padded, size, size)
 
 
 def _scale_exponent(scale: float) -> int:
@@ -83,7 +57,7 @@ def _resample(in_channels: int, exponent: int) -> tuple[nn.Module, int]:
         return nn.Identity(), in_channels
     if exponent < 0:
         size = 2**-exponent
-        return CeilMaxPool2d(size), in_channels
+        return nn.MaxPool2d(kernel_size=size, stride=size, ceil_mode=True), in_channels
     if in_channels % 2**exponent:
         raise ValueError(
             f"upsampling by {2**exponent} halves in_channels={in_channels} {exponent} times"

@@ -1,6 +1,5 @@
 """SimpleFeaturePyramid: level sizes and strides for patch sizes 8 / 14 / 16 on non-square inputs,
-ViTDet's layout, one layer per level, gradients, building from a dict, and the padded max-pool
-equal to the ceil-mode one."""
+ViTDet's layout, one layer per level, gradients, and building from a dict."""
 
 import pytest
 import torch
@@ -8,7 +7,6 @@ import torch.nn.functional as F
 
 from dinoreg_dense.backbones import ViTFeatures
 from dinoreg_dense.heads import LayerNorm2d, SimpleFeaturePyramid
-from dinoreg_dense.heads.simple_pyramid import CeilMaxPool2d
 from dinoreg_dense.registry import MODELS
 
 
@@ -139,17 +137,3 @@ def test_gradients_reach_every_parameter_and_the_backbone():
 def test_bad_settings_are_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SimpleFeaturePyramid(**{"in_channels": 32, **kwargs})
-
-
-@pytest.mark.parametrize("size", [2, 4])
-@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (5, 7), (8, 6), (9, 13)])
-def test_padded_max_pool_equals_the_ceil_mode_pool(size, shape):
-    """Bit-equal, values and gradients, on odd and even grids (the pooled level's sizes)."""
-    x = torch.randn(2, 3, *shape, requires_grad=True)
-    pooled = CeilMaxPool2d(size)(x)
-    reference = torch.nn.MaxPool2d(size, size, ceil_mode=True)(x)
-    assert torch.equal(pooled, reference)
-    cotangent = torch.randn_like(pooled)
-    (grad,) = torch.autograd.grad(pooled, x, cotangent)
-    (reference_grad,) = torch.autograd.grad(reference, x, cotangent)
-    assert torch.equal(grad, reference_grad)
