@@ -97,7 +97,7 @@ def main() -> None:
     print(
         f"exporting {type(model).__name__} ({model.backbone.describe()}) at {shape[0]}x{shape[1]}"
         f"{', dynamic batch / height / width' if args.dynamic else ''} with torch.onnx (dynamo); "
-        "this takes 10-30 s on a CPU"
+        "this takes 10-30 s on a CPU (about a minute with a Mask2Former head)"
     )
     written = export_onnx(module, output_path(args), shape, args.dynamic, metadata)
     print(f"wrote {written.path} (ONNX opset {written.opset})")
