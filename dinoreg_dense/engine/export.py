@@ -191,8 +191,9 @@ def export_onnx(
                 f"the example size {shape} is below the model's smallest side "
                 f"{module.min_side}; pass a larger --shape"
             )
-        # The model's smallest side as the axes' minimum, so that the exporter does not derive
-        # it (a second, silent trace that doubles the export time).
+        # The model's smallest side as the axes' minimum: without it torch.export stops at the
+        # guard that needs it and torch.onnx.export retries with its own fixes (for Mask2Former
+        # sizes of 16 k only; caught below).
         minimum = {"batch": 1, "height": module.min_side, "width": module.min_side}
         dims = {i: torch.export.Dim(name, min=minimum[name]) for i, name in axes.items()}
         dynamic_shapes = {INPUT_NAME: dims}
