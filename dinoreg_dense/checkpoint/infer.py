@@ -22,7 +22,13 @@ _HEADS_BY_WIDTH = {arch.embed_dim: arch.num_heads for arch in ARCHS.values()}
 _SIZE_LETTERS = {384: "S", 768: "B", 1024: "L", 1280: "H", 1536: "g", 4096: "7B"}
 # Fields a preset is allowed to differ in when it is suggested for a file.
 _FREE_FIELDS = ("depth", "pos_embed_grid")
-_IGNORED_FIELDS = ("layerscale_init", "norm_eps", "interpolate_antialias", "interpolate_offset")
+_IGNORED_FIELDS = (
+    "layerscale_init",
+    "norm_eps",
+    "interpolate_antialias",
+    "interpolate_offset",
+    "rope_periods_dtype",
+)
 
 
 def infer_arch(
@@ -150,17 +156,28 @@ def describe_state(state: Mapping[str, Tensor]) -> str:
 
 
 def suggest_arch(arch: ViTArch) -> str:
-    """Config text selecting ``arch``: a preset name plus the overrides it needs, else a dict."""
+    """How to select ``arch`` in a config, e.g. ``"model.backbone.arch='vitb14_reg4',
+    model.backbone.depth=2 (--cfg-options model.backbone.arch=vitb14_reg4
+    model.backbone.depth=2)"``: a preset plus the overrides it needs, written for the config file
+    and for the command line; else a ``dict`` of every field, for the config file (a dict does
+    not fit on a command line)."""
     for name, preset in ARCHS.items():
         if _structure(arch) == _structure(preset):
-            overrides = [
-                f"{f}={getattr(arch, f)!r}"
-                for f in _FREE_FIELDS
-                if getattr(arch, f) != getattr(preset, f)
-            ]
-            return ", ".join([f"arch='{name}'", *overrides])
+            values = {"arch": name} | {
+                f: getattr(arch, f) for f in _FREE_FIELDS if getattr(arch, f) != getattr(preset, f)
+            }
+            in_config = ", ".join(f"model.backbone.{k}={v!r}" for k, v in values.items())
+            options = " ".join(f"model.backbone.{k}={_option(v)}" for k, v in values.items())
+            return f"{in_config} (--cfg-options {options})"
     values = ", ".join(f"{key}={value!r}" for key, value in arch.to_dict().items())
-    return f"arch=dict({values})"
+    return f"model.backbone.arch=dict({values}) in the config file"
+
+
+def _option(value: Any) -> str:
+    """``value`` as MMEngine's ``--cfg-options`` parses it: no quotes, lists without spaces."""
+    if isinstance(value, tuple | list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 def _structure(arch: ViTArch) -> tuple:

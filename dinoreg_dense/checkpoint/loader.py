@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from ..arch import ViTArch
@@ -29,8 +30,6 @@ from .native import arch_from_metadata, is_native
 from .official import convert_official, is_chunked
 from .reading import CheckpointFile, check_exists, read_checkpoint, read_header
 from .timm_vit import convert_timm, is_timm_dinov3
-
-logger = logging.getLogger(__name__)
 
 # The patch embedding's name in each key layout; its prefix in a file is the backbone's prefix
 # ('teacher.backbone.', 'module.', 'dinov2.' ...).
@@ -162,14 +161,17 @@ class PretrainedFile:
             expected: the model's own ``state_dict()`` (only names and shapes are read).
 
         Raises:
-            CheckpointError: missing / unexpected / mis-shaped tensors; the message names the
-                file, the format and the fix.
+            CheckpointError: missing / unexpected / mis-shaped tensors, or a setting the file
+                records that the shapes cannot show (head count, RoPE, masked key bias) differs
+                from ``arch``, or the file's own settings are invalid (e.g. DINOv3 RoPE periods
+                of another base); the message names the file, the format and the fix.
         """
         loaded = self.loaded
         state = fit_cls_pos_row(loaded.state, arch)
         problems = _compare(state, expected)
         if problems:
             raise CheckpointError(_mismatch_message(loaded, arch, problems))
+        pass
         _note_numeric_differences(loaded, arch)
         return state
 
@@ -291,6 +293,14 @@ def _file_arch(loaded: _Loaded) -> ViTArch:
         ) from error
 
 
+def _arch_recorded(loaded: _Loaded) -> bool:
+    """Whether the file gives its whole architecture (``arch=None`` rebuilds it exactly), not
+    only what shapes tell (DINOv2 / DINO / timm ViT head counts are the presets' for the width).
+    """
+    kinds = ("native", "birder", "official_dinov3", "timm_dinov3")
+    return loaded.kind in kinds or loaded.file.hf_config is not None
+
+
 def _inference_defaults(loaded: _Loaded) -> dict[str, Any]:
     fmt = _FORMATS[loaded.kind]
     defaults: dict[str, Any] = dict(
@@ -342,14 +352,40 @@ def _mismatch_message(loaded: _Loaded, model_arch: ViTArch, problems: dict[str, 
             "file itself lacks or adds tensors (damaged or edited?)."
         )
         return "\n".join(lines)
-    fix = f"set model.backbone.{suggest_arch(file_arch)}"
-    if loaded.kind in ("native", "birder") or loaded.file.hf_config is not None:
+    fix = f"set {suggest_arch(file_arch)}"
+    if _arch_recorded(loaded):
         fix = "set model.backbone.arch=None to take the architecture from the file, or " + fix
     lines.append(
         f"The file looks like {describe_arch(file_arch)} but the config builds "
         f"{describe_arch(model_arch)}; {fix}."
     )
     return "\n".join(lines)
+
+
+# Settings that change what the weights compute without changing any tensor's shape.
+_SHAPELESS_FIELDS = ("num_heads", "pos_encoding", "rope_base", "key_bias")
+
+
+def _check_recorded_fields(loaded: _Loaded, model_arch: ViTArch) -> None:
+    """CheckpointError when a file that records its architecture (config.json, our metadata,
+    official DINOv3 periods) disagrees with ``model_arch`` on a setting the shapes cannot show:
+    the weights would load and compute something else. Also reads (and so validates) the
+    official DINOv3 periods whatever ``model_arch`` is."""
+    if not (_arch_recorded(loaded) and loaded.kind != "timm_dinov3"):
+        return
+    source = _file_arch(loaded)
+    differences = [
+        f"{name}={getattr(model_arch, name)!r} (file: {getattr(source, name)!r})"
+        for name in _SHAPELESS_FIELDS
+        if getattr(model_arch, name) != getattr(source, name)
+    ]
+    if differences:
+        raise CheckpointError(
+            f"{loaded.file.path}: the checkpoint ({loaded.name}) fits the model's shapes but the "
+            f"model uses {', '.join(differences)}, so these weights would compute something else; "
+            f"set model.backbone.arch=None to take the architecture from the file, or set "
+            f"{suggest_arch(source)}"
+        )
 
 
 def _note_numeric_differences(loaded: _Loaded, model_arch: ViTArch) -> None:
@@ -366,9 +402,9 @@ def _note_numeric_differences(loaded: _Loaded, model_arch: ViTArch) -> None:
         if getattr(model_arch, name) != getattr(source, name)
     ]
     if differences:
-        logger.info(
-            "%s: the model uses %s; outputs differ slightly from the original implementation "
-            "(arch=None reproduces it)",
-            loaded.name,
-            ", ".join(differences),
+        print_log(
+            f"{loaded.name}: the model uses {', '.join(differences)}; outputs differ slightly "
+            "from the original implementation (arch=None reproduces it)",
+            logger="current",
+            level=logging.INFO,
         )

@@ -102,7 +102,8 @@ def test_vitb_file_into_vits_names_shapes_and_the_preset(tmp_path):
     assert "official DINOv2 with registers" in message
     assert "shape mismatch: cls_token file (1, 1, 768) vs model (1, 1, 384)" in message
     assert "looks like ViT-B/14 + 4 registers (embed 768, depth 2" in message
-    assert "set model.backbone.arch='vitb14_reg4', depth=2" in message
+    assert "set model.backbone.arch='vitb14_reg4', model.backbone.depth=2" in message
+    assert "--cfg-options model.backbone.arch=vitb14_reg4 model.backbone.depth=2)" in message
 
 
 def test_hf_folder_mismatch_suggests_arch_none(tmp_path):

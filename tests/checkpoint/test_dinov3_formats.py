@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 import timm
 import torch
+from mmengine.logging import MMLogger
 from safetensors.torch import save_file
 from timm.models.eva import checkpoint_filter_fn
 
@@ -214,3 +215,35 @@ def test_official_dinov3_without_bias_mask_keeps_the_key_bias(kit, tmp_path):
     assert read_arch(path).key_bias
     torch.save(state, path)
     assert not read_arch(path).key_bias
+
+
+def test_official_file_into_a_preset_notes_the_periods_and_refuses_what_would_compute_wrong(
+    kit, tmp_path, capfd
+):
+    ref = timm_reference("vit_small_patch16_dinov3_qkvb", kit)
+    state = to_official(ref.state_dict(), periods_for(ref, torch.bfloat16))
+    path = tmp_path / "official.pth"
+    torch.save(state, path)
+    MMLogger.get_instance("dinov3_into_preset", log_level="INFO")  # as the tools' runners do
+    preset = dict(type="RegisterViT", arch="vits16_dinov3", depth=DEPTH)
+    MODELS.build(dict(preset, checkpoint=str(path)))
+    assert "rope_periods_dtype=float32 (file: bfloat16)" in "".join(capfd.readouterr())
+    # Shapes fit, but 12 heads of 32 channels rotate other pairs: refused, not loaded.
+    with pytest.raises(CheckpointError, match=r"num_heads=12 \(file: 6\)") as error:
+        MODELS.build(dict(preset, num_heads=12, checkpoint=str(path)))
+    assert "model.backbone.arch=None" in str(error.value)
+    # A preset does not bypass the periods check that arch=None makes.
+    torch.save(dict(state, **{"rope_embed.periods": state["rope_embed.periods"] * 1.5}), path)
+    with pytest.raises(CheckpointError, match="not base 100 periods"):
+        MODELS.build(dict(preset, checkpoint=str(path)))
+
+
+def test_mismatch_message_gives_arch_none_and_the_command_line_spelling(kit, tmp_path):
+    ref = timm_reference("vit_small_patch16_dinov3_qkvb", kit)
+    path = tmp_path / "official.pth"
+    torch.save(to_official(ref.state_dict(), periods_for(ref, torch.bfloat16)), path)
+    with pytest.raises(CheckpointError) as error:
+        MODELS.build(dict(type="RegisterViT", arch="vitb16_dinov3", checkpoint=str(path)))
+    message = str(error.value)
+    assert "set model.backbone.arch=None to take the architecture from the file" in message
+    assert "--cfg-options model.backbone.arch=vits16_dinov3 model.backbone.depth=2)" in message
