@@ -171,7 +171,7 @@ class PretrainedFile:
         problems = _compare(state, expected)
         if problems:
             raise CheckpointError(_mismatch_message(loaded, arch, problems))
-        pass
+        _check_recorded_fields(loaded, arch)
         _note_numeric_differences(loaded, arch)
         return state
 
