@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..arch import ViTArch, resolve_arch
 from ..checkpoint import PretrainedFile
+from ..checkpoint.infer import describe_arch
 from ..registry import MODELS
 from .attention import AttentionMaps, Rope, TokenAttention
 from .block import Block, make_norm
@@ -60,8 +61,8 @@ class RegisterViT(nn.Module):
     Args:
         arch: preset name (see ``ARCHS``: ``vits14_reg4``, ``dino_vitb16`` ...), a
             :class:`ViTArch`, a dict of its fields, or ``None``: the checkpoint's own
-            architecture (HF ``config.json``, our metadata, birder's header, else tensor shapes;
-            ViT-S/14 defaults without a checkpoint).
+            architecture (HF ``config.json``, our metadata, birder's header, else tensor shapes);
+            ``None`` without a checkpoint is a ValueError.
         checkpoint: pretrained weights (official DINOv2 / DINO ``.pth``, HF folder, timm state
             dict, birder file, our safetensors), or a
             :class:`~dinoreg_dense.checkpoint.PretrainedFile` already read. A missing file is an
@@ -96,6 +97,12 @@ class RegisterViT(nn.Module):
             raise TypeError(
                 f"RegisterViT got unknown arguments {unknown}{hint}; valid: "
                 f"{', '.join(sorted(self.config_keys()))}"
+            )
+        if arch is None and checkpoint is None:
+            raise ValueError(
+                "RegisterViT(arch=None) takes the architecture from the checkpoint, but no "
+                "checkpoint was given: set model.backbone.checkpoint, or name a preset in "
+                "model.backbone.arch (e.g. 'vits14_reg4', 'vits16_dinov3'; see ARCHS)"
             )
         if checkpoint is not None:
             if not isinstance(checkpoint, PretrainedFile):
@@ -185,14 +192,9 @@ class RegisterViT(nn.Module):
                     nn.init.zeros_(module.bias)
 
     def describe(self) -> str:
-        """One line naming the architecture: width, depth, heads, patch size, token layout."""
-        a = self.arch
-        cls = "cls + " if a.class_token else "no cls, "
-        return (
-            f"ViT embed_dim {a.embed_dim}, depth {a.depth}, {a.num_heads} heads, patch "
-            f"{a.patch_size}, {cls}{a.num_register_tokens} registers"
-            + (", RoPE" if a.pos_encoding == "rope" else "")
-        )
+        """One line naming the architecture, e.g. ``'ViT-S/16 + 4 registers (embed 384, depth 12,
+        6 heads, RoPE)'``."""
+        return describe_arch(self.arch)
 
     def load_pretrained(self, checkpoint: str | Path | PretrainedFile) -> None:
         """Load any supported checkpoint into this model in place, strictly.

@@ -146,12 +146,19 @@ def test_unsupported_hf_model_type_and_empty_folder(tmp_path):
         build_vits(empty)
 
 
+def test_arch_none_without_a_checkpoint_is_refused_not_a_silent_vit_s14():
+    with pytest.raises(ValueError, match="no checkpoint was given"):
+        MODELS.build(dict(type="RegisterViT", arch=None))
+
+
 def test_no_checkpoint_warns_about_random_weights(caplog):
     with caplog.at_level(logging.WARNING, logger="dinoreg_dense.backbones.vit"):
         MODELS.build(dict(type="RegisterViT", arch="vits14_reg4", depth=1, embed_dim=96))
     messages = [r.getMessage() for r in caplog.records if "RANDOM weights" in r.getMessage()]
     # the warning names the model that was built, not the preset it started from
-    assert messages and "embed_dim 96, depth 1, 6 heads, patch 14" in messages[0], messages
+    assert messages and "ViT-96d/14 + 4 registers (embed 96, depth 1, 6 heads)" in messages[0], (
+        messages
+    )
 
 
 def test_a_loaded_checkpoint_is_logged_with_file_format_and_architecture(tmp_path, monkeypatch):
@@ -164,4 +171,4 @@ def test_a_loaded_checkpoint_is_logged_with_file_format_and_architecture(tmp_pat
     )
     MODELS.build(dict(type="RegisterViT", arch=None, checkpoint=str(path)))
     assert len(lines) == 1 and str(path) in lines[0], lines
-    assert "embed_dim 96, depth 1" in lines[0] and "tensors" in lines[0]
+    assert "ViT-96d/14 + 4 registers (embed 96, depth 1" in lines[0] and "tensors" in lines[0]
