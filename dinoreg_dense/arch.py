@@ -5,6 +5,7 @@ a :class:`ViTArch` and :class:`~dinoreg_dense.backbones.RegisterViT` is built fr
 depend on this file and neither on the other.
 """
 
+import difflib
 import math
 import types
 from dataclasses import asdict, dataclass, fields, replace
@@ -172,17 +173,33 @@ def swiglu_hidden_dim(dim: int, mlp_ratio: float) -> int:
 
 def resolve_arch(arch: str | ViTArch | dict[str, Any] | None, **overrides: Any) -> ViTArch:
     """Turn a preset name, a :class:`ViTArch`, a dict of fields or ``None`` (defaults, ViT-S/14)
-    into a :class:`ViTArch`, with ``overrides`` applied on top. Unknown names fail loudly."""
+    into a :class:`ViTArch`, with ``overrides`` applied on top.
+
+    Raises:
+        ValueError: an unknown preset name (the closest one is suggested) or a value of another
+            type (e.g. the list MMEngine's ``--cfg-options`` makes of ``"'a', depth=4"``).
+        TypeError: an unknown field or a field value of the wrong type.
+    """
     if arch is None:
         base = ViTArch()
     elif isinstance(arch, ViTArch):
         base = arch
     elif isinstance(arch, dict):
         base = ViTArch(**_check_fields(arch))
+    elif not isinstance(arch, str):
+        raise ValueError(
+            f"backbone arch must be a preset name, a dict of ViTArch fields or None, got "
+            f"{arch!r}; on the command line each field is its own option, e.g. --cfg-options "
+            "model.backbone.arch=vits16_dinov3 model.backbone.depth=4"
+        )
     elif arch in ARCHS:
         base = ARCHS[arch]
     else:
-        raise KeyError(f"unknown backbone arch {arch!r}; available: {', '.join(sorted(ARCHS))}")
+        close = difflib.get_close_matches(arch, list(ARCHS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(
+            f"unknown backbone arch {arch!r}{hint}; available: {', '.join(sorted(ARCHS))}"
+        )
     return replace(base, **_check_fields(overrides))
 
 

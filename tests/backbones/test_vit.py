@@ -180,7 +180,7 @@ def test_every_preset_builds_from_a_config_dict_and_runs(name):
 
 
 def test_unknown_arch_and_unknown_argument_fail():
-    with pytest.raises(KeyError, match="unknown backbone arch 'vitz14'"):
+    with pytest.raises(ValueError, match="unknown backbone arch 'vitz14' \\(did you mean 'vits14'"):
         MODELS.build(dict(type="RegisterViT", arch="vitz14"))
     with pytest.raises(TypeError, match="unknown arguments \\['embed_dims'\\].*'embed_dim'"):
         MODELS.build(dict(type="RegisterViT", arch="vits14", embed_dims=384))
@@ -209,3 +209,9 @@ def test_frozen_backbone_records_no_graph_unless_the_input_needs_gradients():
     assert x.grad is not None and x.grad.abs().sum() > 0
     trainable = MODELS.build(cfg)
     assert trainable(torch.randn(1, 3, 28, 28)).patch_maps[0].grad_fn is not None
+
+
+def test_an_arch_list_from_the_command_line_names_the_right_spelling():
+    """MMEngine's --cfg-options turns "model.backbone.arch='vitb16_dinov3', depth=4" into a list."""
+    with pytest.raises(ValueError, match="model.backbone.arch=vits16_dinov3 model.backbone.depth"):
+        MODELS.build(dict(type="RegisterViT", arch=["vitb16_dinov3", "depth=4"]))
