@@ -21,6 +21,7 @@ from dinoreg_dense.datasets.photos import list_photos, output_names, read_photo
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
     apply_num_threads,
+    backbone_options_are,
     load_config,
     run_tool,
 )
@@ -86,7 +87,10 @@ def main() -> None:
     apply_num_threads(args.threads)
     out_dir = Path(args.out)
     config = backbone_config(args.model, args.checkpoint)
-    backbone = MODELS.build({**config, "frozen": True})
+    with backbone_options_are(
+        "On this command line, model.backbone.arch is MODEL ('auto' reads the file)."
+    ):
+        backbone = MODELS.build({**config, "frozen": True})
     random_weights = config.get("checkpoint") is None
     images = load_images(args.images, out_dir)
     summary = {

@@ -34,6 +34,7 @@ from dinoreg_dense.engine.discover import (
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
     apply_num_threads,
+    backbone_options_are,
     load_config,
     run_tool,
 )
@@ -66,7 +67,11 @@ def main() -> None:
     )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dataset = build_dataset(cfg, args.data_root)
-    backbone = build_backbone(cfg, args.checkpoint).to(device)
+    with backbone_options_are(
+        "In discovery configs the backbone is the top-level 'backbone': model.backbone.arch is "
+        "backbone.arch here (--cfg-options backbone.arch=None)."
+    ):
+        backbone = build_backbone(cfg, args.checkpoint).to(device)
     checkpoint = args.checkpoint or cfg.backbone.get("checkpoint")
     if checkpoint is None:
         print(

@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dinoreg_dense.checkpoint import CheckpointError
 from dinoreg_dense.datasets.normalization import resize_short_side
-from dinoreg_dense.engine.launch import run_tool
+from dinoreg_dense.engine.launch import backbone_options_are, run_tool
 from dinoreg_dense.registry import MODELS
 from dinoreg_dense.visualization import save_feature_pca
 
@@ -48,13 +47,12 @@ def main() -> None:
     args = parse_args()
     image = load_image(args.image)
     arch = None if args.arch == "auto" else args.arch
-    try:
+    with backbone_options_are(
+        "On this command line, model.backbone.arch is --arch (--arch auto reads the file)."
+    ):
         backbone = MODELS.build(
             dict(type="RegisterViT", arch=arch, checkpoint=args.checkpoint, frozen=True)
         )
-    except CheckpointError as err:
-        hint = "On this command line, model.backbone.arch is --arch (--arch auto reads the file)."
-        raise CheckpointError(f"{err}\n{hint}") from err
     if args.checkpoint is None:
         print("WARNING: no --checkpoint given, the backbone has RANDOM weights.")
     _, x = resize_short_side(image, args.size)

@@ -4,7 +4,8 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -261,6 +262,17 @@ def runner_config(args: argparse.Namespace) -> Config:
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
     cfg.setdefault("runner_type", "DenseRunner")
     return cfg
+
+
+@contextmanager
+def backbone_options_are(spelling: str) -> Iterator[None]:
+    """Append ``spelling`` to a CheckpointError raised inside: checkpoint messages name config
+    keys (``model.backbone.arch``) that a tool without that config spells otherwise (e.g.
+    ``--arch``, ``backbone.arch``)."""
+    try:
+        yield
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}\n{spelling}") from err
 
 
 USER_ERRORS = (ValueError, OSError, FloatingPointError, CheckpointError, RunCheckpointError)

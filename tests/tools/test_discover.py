@@ -77,7 +77,9 @@ def test_outputs_end_to_end(tmp_path, toy_root, monkeypatch, capsys, method, bac
         "--vis", 2, "--no-progress", "--threads", 1, *options,
     )  # fmt: skip
     described = capsys.readouterr().out
-    assert f"patch {patch}," in described and ("RoPE" in described) == (backbone == "dinov3")
+    assert f"/{patch} + 4 registers" in described and ("RoPE" in described) == (
+        backbone == "dinov3"
+    )
     predictions = json.loads((out / "predictions.json").read_text())
     corloc = json.loads((out / "corloc.json").read_text())
     assert predictions["method"] == corloc["method"] == method
@@ -189,3 +191,19 @@ def test_picture_pixels_mark_the_boxes(tmp_path, toy_root, monkeypatch):
     green = (pixels[..., 1] > 180) & (pixels[..., 0] < 80) & (pixels[..., 2] < 110)
     red = (pixels[..., 0] > 200) & (pixels[..., 1] < 70) & (pixels[..., 2] < 70)
     assert green[:, :60].any() and red[:, :60].any()
+
+
+def test_a_checkpoint_mismatch_says_how_discovery_configs_spell_the_backbone(
+    monkeypatch, toy_root, tmp_path, capsys
+):
+    """Checkpoint messages name model.backbone.*; discovery configs have a top-level backbone."""
+    from dinoreg_dense.checkpoint import save_checkpoint
+    from dinoreg_dense.registry import MODELS
+
+    other = MODELS.build(dict(type="RegisterViT", arch="vits16_dinov3", depth=1))
+    path = save_checkpoint(other, tmp_path / "dinov3_depth1.safetensors")
+    with pytest.raises(SystemExit):
+        run_tool(monkeypatch, TOY_CONFIG, "--data-root", toy_root, "--checkpoint", path)
+    error = capsys.readouterr().err
+    assert "model.backbone.arch=None" in error and str(path) in error
+    assert "backbone.arch here (--cfg-options backbone.arch=None)" in error
