@@ -157,11 +157,15 @@ def check_state_dict_shapes(model: nn.Module, state_dict: dict[str, Any], path: 
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     if missing or unexpected:
+        counts = [f"{len(missing)} of {len(own)} missing (first: {missing[:3]})"] if missing else []
+        if unexpected:
+            counts.append(f"{len(unexpected)} unexpected (first: {unexpected[:3]})")
         raise ValueError(
-            f"checkpoint {path} does not hold this model's weights: {len(missing)} of {len(own)} "
-            f"missing (first: {missing[:3]}), {len(unexpected)} unexpected (first: "
-            f"{unexpected[:3]}). tools/test.py, infer.py and --resume need a checkpoint written "
-            "by tools/train.py with this config; pretrained backbone weights go in "
+            f"checkpoint {path} does not hold this model's weights: {', '.join(counts)}. "
+            "tools/test.py, infer.py, export.py and --resume need a checkpoint written by "
+            "tools/train.py with this config: if the run had --cfg-options (e.g. another "
+            "model.backbone.arch), pass the same ones, or give the config the run saved in its "
+            "work dir (work_dirs/<run>/<config>.py); pretrained backbone weights go in "
             "model.backbone.checkpoint instead."
         )
     mismatched = [

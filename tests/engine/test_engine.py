@@ -194,8 +194,10 @@ def test_backbone_only_weights_are_refused_where_a_training_checkpoint_is_needed
 ):
     model = segmentor(tiny_backbone_cfg, num_classes=3)
     backbone_only = model.backbone.state_dict()
-    with pytest.raises(ValueError, match=r"(?s)vit.pth.*missing.*model.backbone.checkpoint"):
+    with pytest.raises(ValueError, match=r"(?s)vit.pth.*missing.*model.backbone.checkpoint") as e:
         check_state_dict_shapes(model, backbone_only, "vit.pth")
+    # A run trained with --cfg-options is told how to rebuild its model; no empty key lists.
+    assert "pass the same ones" in str(e.value) and "unexpected" not in str(e.value)
 
 
 def test_runner_config_from_tool_arguments(tmp_path):
