@@ -196,8 +196,11 @@ def test_backbone_only_weights_are_refused_where_a_training_checkpoint_is_needed
     backbone_only = model.backbone.state_dict()
     with pytest.raises(ValueError, match=r"(?s)vit.pth.*missing.*model.backbone.checkpoint") as e:
         check_state_dict_shapes(model, backbone_only, "vit.pth")
-    # A run trained with --cfg-options is told how to rebuild its model; no empty key lists.
-    assert "pass the same ones" in str(e.value) and "unexpected" not in str(e.value)
+    assert "pass the same ones" in str(e.value)  # a run trained with --cfg-options
+    without_head = {k: v for k, v in model.state_dict().items() if k.startswith("backbone.")}
+    with pytest.raises(ValueError, match="missing") as e:
+        check_state_dict_shapes(model, without_head, "run.pth")
+    assert "unexpected" not in str(e.value)  # no empty key list
 
 
 def test_runner_config_from_tool_arguments(tmp_path):
