@@ -30,6 +30,7 @@ from dinoreg_dense.engine.export import (
     export_onnx,
     load_model,
     onnxruntime_difference,
+    prepare_output,
 )
 from dinoreg_dense.engine.launch import (
     add_threads_argument,
@@ -75,6 +76,7 @@ def main() -> None:
     cfg = load_config(
         args.config, args.cfg_options, top_keys=RUNNER_KEYS | {"allow_random_weights"}
     )
+    out = prepare_output(output_path(args))  # before the slow part: a bad --out fails now
     init_default_scope(cfg.get("default_scope", "dinoreg_dense"))
     model = load_model(cfg, args.checkpoint)
     module = PixelOutputModel(model)
@@ -97,9 +99,9 @@ def main() -> None:
     print(
         f"exporting {type(model).__name__} ({model.backbone.describe()}) at {shape[0]}x{shape[1]}"
         f"{', dynamic batch / height / width' if args.dynamic else ''} with torch.onnx (dynamo); "
-        "this takes 10-30 s on a CPU (about a minute with a Mask2Former head)"
+        "this takes 10-60 s on a CPU (about a minute with a Mask2Former head)"
     )
-    written = export_onnx(module, output_path(args), shape, args.dynamic, metadata)
+    written = export_onnx(module, out, shape, args.dynamic, metadata)
     print(f"wrote {written.path} (ONNX opset {written.opset})")
     print(f"  input  {written.input_name}: {list(written.input_shape)} float32, normalised")
     print(f"  output {written.output_name}: {list(written.output_shape)} float32")

@@ -19,6 +19,7 @@ back, as the backbone and head do in eager mode. Test-time flips, scales and sli
 
 import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,27 @@ def load_model(cfg: Config, checkpoint: str | Path | None) -> DenseModel:
     if checkpoint is None:
         return MODELS.build(cfg.model).eval()
     return build_model_with_weights(cfg, checkpoint)[0].eval()
+
+
+def prepare_output(path: str | Path) -> Path:
+    """Create the folder of the ``.onnx`` file to write, before the (slow) export.
+
+    Raises:
+        ExportError: the folder cannot be created or written (the message names the path).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(
+            f"cannot write {path}: its folder cannot be created ({err.strerror}: "
+            f"{err.filename}); choose another --out"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise ExportError(
+            f"cannot write {path}: {path.parent} is not writable; choose another --out"
+        )
+    return path
 
 
 def default_shape(cfg: Config, patch_size: int) -> tuple[int, int]:

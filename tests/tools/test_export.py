@@ -23,6 +23,7 @@ from dinoreg_dense.engine.export import (
     default_shape,
     export_onnx,
     load_model,
+    prepare_output,
 )
 from dinoreg_dense.engine.launch import load_config
 from dinoreg_dense.registry import MODELS
@@ -219,3 +220,11 @@ def test_metric_depth_is_clamped_to_the_head_range(monkeypatch) -> None:
     monkeypatch.setattr(head, "predict", lambda features, metas: torch.full((1, 1, 16, 24), 1e3))
     depth = PixelOutputModel(model)(torch.randn(1, 3, 16, 24))
     assert depth.max() == head.max_depth
+
+
+def test_an_unwritable_out_is_refused_before_exporting(tmp_path) -> None:
+    a_file = tmp_path / "photo.jpg"
+    a_file.write_bytes(b"")
+    with pytest.raises(ExportError, match=r"cannot write .*photo.jpg/model.onnx.*--out"):
+        prepare_output(a_file / "model.onnx")
+    assert prepare_output(tmp_path / "new" / "model.onnx").parent.is_dir()
