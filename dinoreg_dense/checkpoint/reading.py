@@ -182,7 +182,9 @@ def _reading(path: Path) -> Iterator[None]:
     except (CheckpointError, FileNotFoundError):
         raise
     except pickle.UnpicklingError as error:
-        if "weights only" not in str(error).lower():
+        # "Unsupported operand": bytes that are no pickle at all (text, another format), not
+        # a pickle of objects that weights_only refuses.
+        if "weights only" not in str(error).lower() or "Unsupported operand" in str(error):
             raise CheckpointError(
                 f"{path}: cannot read the file; it looks truncated or corrupt ({error})"
             ) from error

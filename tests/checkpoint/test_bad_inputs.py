@@ -82,6 +82,14 @@ def test_truncated_file(tmp_path, suffix):
     assert str(path) in str(error.value)
 
 
+def test_a_file_that_is_no_checkpoint_at_all_is_called_corrupt_not_pickled_objects(tmp_path):
+    path = tmp_path / "junk.pth"
+    path.write_text("garbage\n")
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as error:
+        read_arch(path)
+    assert str(path) in str(error.value) and "not unpickled" not in str(error.value)
+
+
 def test_pickled_code_is_refused_and_never_run(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"cls_token": Payload()}, path)
