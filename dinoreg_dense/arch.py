@@ -8,6 +8,7 @@ depend on this file and neither on the other.
 import difflib
 import math
 import types
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -245,6 +246,30 @@ def _describe(annotation: Any) -> str:
     if get_origin(annotation) is Literal:
         return " or ".join(repr(a) for a in get_args(annotation))
     return getattr(annotation, "__name__", str(annotation))
+
+
+def block_indices(out_indices: int | Sequence[int], depth: int) -> list[int]:
+    """Absolute block indices: an int n means the last n blocks; negative indices count from
+    the end.
+
+    Raises:
+        ValueError: an index outside the ``depth`` blocks (the message names the config key).
+    """
+    if isinstance(out_indices, int):
+        if not 1 <= out_indices <= depth:
+            raise ValueError(
+                f"cannot take the last {out_indices} of {depth} blocks; set "
+                "model.backbone.out_indices"
+            )
+        return list(range(depth - out_indices, depth))
+    indices = [i + depth if i < 0 else i for i in out_indices]
+    bad = [i for i, j in zip(out_indices, indices, strict=True) if not 0 <= j < depth]
+    if bad or not indices:
+        raise ValueError(
+            f"out_indices {list(out_indices)} invalid for a {depth}-block backbone; set "
+            f"model.backbone.out_indices (n = the last n blocks, e.g. {min(4, depth)})"
+        )
+    return indices
 
 
 def count_flops(arch: ViTArch, height: int, width: int) -> float:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from ..arch import ViTArch, resolve_arch
+from ..arch import ViTArch, block_indices, resolve_arch
 from ..checkpoint import PretrainedFile
 from ..checkpoint.infer import describe_arch
 from ..registry import MODELS
@@ -115,7 +115,7 @@ class RegisterViT(nn.Module):
         self.embed_dim = a.embed_dim
         self.num_register_tokens = a.num_register_tokens
         self.num_prefix_tokens = a.num_prefix_tokens
-        self.out_indices = self._normalise_indices(out_indices)
+        self.out_indices = block_indices(out_indices, self.arch.depth)
         self.norm_outputs = norm_outputs
         self.frozen = frozen
 
@@ -217,18 +217,6 @@ class RegisterViT(nn.Module):
             f"tensors) as {self.describe()}",
             logger="current",
         )
-
-    def _normalise_indices(self, out_indices: int | Sequence[int]) -> list[int]:
-        depth = self.arch.depth
-        if isinstance(out_indices, int):
-            if not 1 <= out_indices <= depth:
-                raise ValueError(f"cannot take the last {out_indices} of {depth} blocks")
-            return list(range(depth - out_indices, depth))
-        indices = [i + depth if i < 0 else i for i in out_indices]
-        bad = [i for i, j in zip(out_indices, indices, strict=True) if not 0 <= j < depth]
-        if bad or not indices:
-            raise ValueError(f"out_indices {list(out_indices)} invalid for depth {depth}")
-        return indices
 
     def train(self, mode: bool = True) -> "RegisterViT":
         """Like ``nn.Module.train`` but a frozen backbone stays in eval mode."""
@@ -354,7 +342,9 @@ class RegisterViT(nn.Module):
         norm: bool | None,
         return_attention: bool,
     ) -> ViTFeatures:
-        indices = self.out_indices if out_indices is None else self._normalise_indices(out_indices)
+        indices = (
+            self.out_indices if out_indices is None else block_indices(out_indices, self.arch.depth)
+        )
         norm = self.norm_outputs if norm is None else norm
         tokens, (gh, gw), padding, rope = self._embed(x)
         last = len(self.blocks) - 1 if return_attention else max(indices)

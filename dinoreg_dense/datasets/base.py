@@ -221,10 +221,19 @@ class BaseDenseDataset(Dataset):
         image, annotations = self.prepare_sample(record, image, annotations)
         ori_shape = (int(image.shape[0]), int(image.shape[1]))
         self._seed_pipeline_from_torch()
-        if self.test_mode:
-            out = self.pipeline(image=image)
-        else:
-            out = self.pipeline(image=image, **self._pipeline_targets(annotations))
+        try:
+            if self.test_mode:
+                out = self.pipeline(image=image)
+            else:
+                out = self.pipeline(image=image, **self._pipeline_targets(annotations))
+        except Exception as err:  # albumentations' errors (ValueError, its own CropSizeError ...)
+            # name neither the image nor the setting; the chained error keeps the original.
+            raise ValueError(
+                f"image '{record['img_path']}' ({image.shape[0]}x{image.shape[1]}) cannot pass "
+                f"the {'test' if self.test_mode else 'train'} pipeline: {err}. A crop larger "
+                "than the image needs smaller crops (the config's crop_size) or larger images."
+            ) from err
+        if not self.test_mode:
             annotations = self._transformed_targets(annotations, out)
         image = out["image"]
         metainfo = {

@@ -215,3 +215,8 @@ def test_an_arch_list_from_the_command_line_names_the_right_spelling():
     """MMEngine's --cfg-options turns "model.backbone.arch='vitb16_dinov3', depth=4" into a list."""
     with pytest.raises(ValueError, match="model.backbone.arch=vits16_dinov3 model.backbone.depth"):
         MODELS.build(dict(type="RegisterViT", arch=["vitb16_dinov3", "depth=4"]))
+
+
+def test_out_indices_beyond_the_depth_name_the_config_key():
+    with pytest.raises(ValueError, match="4-block backbone; set model.backbone.out_indices"):
+        MODELS.build(dict(type="RegisterViT", arch="vits16_dinov3", depth=4, out_indices=[2, 5]))

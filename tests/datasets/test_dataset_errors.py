@@ -182,3 +182,12 @@ def test_a_relative_data_root_is_shown_resolved(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match=f"'nowhere' \\(= {tmp_path / 'nowhere'}\\)"):
         ADE20KDataset(data_root="nowhere")
+
+
+def test_a_crop_larger_than_the_image_names_the_image_and_the_setting(ade20k_root):
+    pipeline = [dict(type="RandomCrop", height=4096, width=4096)]
+    dataset = ADE20KDataset(ade20k_root, pipeline=pipeline)
+    image = ade(ade20k_root, "images", "training", "ADE_train_00000001.jpg")
+    with pytest.raises(ValueError, match=re.escape(f"image '{image}'")) as error:
+        dataset[0]
+    assert "crop_size" in str(error.value)
