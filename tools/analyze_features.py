@@ -11,6 +11,7 @@ PNGs into DIR and one ``summary.json`` for all; docs/backbones.md explains them.
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,9 @@ def load_images(inputs: list[str], out_dir: Path) -> list[tuple[str, np.ndarray]
 def main() -> None:
     args = parse_args()
     apply_num_threads(args.threads)
+    # Log-scale tick labels use mathtext; where its STIX fonts are missing matplotlib warns
+    # once per glyph size ("findfont: ... Falling back to DejaVu Sans"), which says nothing.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     out_dir = Path(args.out)
     config = backbone_config(args.model, args.checkpoint)
     with backbone_options_are(

@@ -24,8 +24,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--arch",
         default="vits14_reg4",
-        help="backbone preset, or 'auto' to read it from an HF "
-        "folder's config.json / our safetensors metadata",
+        help="backbone preset, or 'auto' to take it from the checkpoint (config.json, our "
+        "metadata, DINOv3 files, else the tensor shapes)",
     )
     parser.add_argument("--checkpoint", help="pretrained weights (any supported format)")
     parser.add_argument("--layers", type=int, nargs="+", default=[-4, -3, -2, -1])
