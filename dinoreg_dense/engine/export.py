@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from torch import Tensor, nn
 
+from ..heads import DPTHead
 from ..models import Depther, Segmentor
 from ..models.base import DenseModel
 from ..registry import MODELS
@@ -102,12 +103,16 @@ def min_input_side(model: DenseModel) -> int:
     A head with a multi-scale neck (Mask2Former's ``SimpleFeaturePyramid``) max-pools the patch
     grid by ``1 / min(scale_factors)``; ``torch.export`` treats a size of 1 as a special case
     (broadcasting), so the coarsest level needs at least 2 cells: a grid of ``1 / scale + 1``
-    patches. Other heads take any side.
+    patches. DPT's stride-2 reassemble conv needs 3 patches for the same reason. Other heads take
+    any side.
     """
+    patch = model.backbone.patch_size
+    if isinstance(model.decode_head, DPTHead):
+        return 2 * patch + 1  # its stride-2 reassemble conv halves the grid: 3 patches -> 2
     scales = getattr(getattr(model.decode_head, "neck", None), "scale_factors", None)
     if not scales or min(scales) >= 1:
         return 1
-    return round(1 / min(scales)) * model.backbone.patch_size + 1
+    return round(1 / min(scales)) * patch + 1
 
 
 def load_model(cfg: Config, checkpoint: str | Path | None) -> DenseModel:

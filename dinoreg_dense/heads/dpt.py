@@ -76,7 +76,9 @@ class FusionBlock(nn.Module):
         align_corners=True in every reference.
         """
         if skip is not None:
-            if skip.shape[-2:] != x.shape[-2:]:
+            # While exporting, always resize: the size test would fix the grid's parity in the
+            # graph (a same-size bilinear resize is an exact copy).
+            if skip.shape[-2:] != x.shape[-2:] or torch.compiler.is_exporting():
                 skip = F.interpolate(skip, size=x.shape[-2:], mode="bilinear", align_corners=False)
             x = x + self.residual_unit1(skip)
         x = self.residual_unit2(x)

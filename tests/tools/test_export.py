@@ -46,6 +46,17 @@ MASK2FORMER_TINY = {
     "model.decode_head.transformer_decoder.num_queries": 4,
     "model.decode_head.transformer_decoder.num_layers": 1,
 }
+DPT_CONFIG = REPO / "configs" / "nyu_dpt_vits_reg.py"
+# DINOv2's DPT head (readout "project", four reassembled levels, fusion, upsampling to the
+# input) on a 4-block 64-wide ViT-S/14-reg layout with the 37 x 37 table, at 128 px examples.
+DPT_TINY = {
+    "model.backbone.depth": 4,
+    "model.backbone.embed_dim": 64,
+    "model.backbone.num_heads": 4,
+    "model.backbone.out_indices": (0, 1, 2, 3),
+    "model.decode_head.channels": 32,
+    "model.data_preprocessor.size": (128, 128),
+}
 # (B, H, W): the export's own example size (128, from the config's crop), then unseen sizes
 # whose patch grids (patch 8, table 16 x 16) are larger and smaller than the table, and sides
 # that are not multiples of the patch.
@@ -119,6 +130,12 @@ def mask2former(tmp_path_factory) -> Exported:
     return _export(tmp_path_factory.mktemp("mask2former"), MASK2FORMER_CONFIG, MASK2FORMER_TINY)
 
 
+@pytest.fixture(scope="module")
+def dpt(tmp_path_factory) -> Exported:
+    """DINOv2's DPT depth head on a small learned-table register ViT."""
+    return _export(tmp_path_factory.mktemp("dpt"), DPT_CONFIG, DPT_TINY)
+
+
 def _run_onnx(path: Path, images: torch.Tensor) -> np.ndarray:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"images": images.numpy()})[0]
@@ -159,6 +176,18 @@ def test_depth_on_rope_backbone_matches_eager_inference(depth_rope, size) -> Non
     assert depth.shape == (size[0], 1, *size[1:])
     assert np.abs(depth - expected).max() <= 1e-4 * np.abs(expected).max()
     assert expected.std() > 1e-2  # the depth varies over the image
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{b}x{h}x{w}" for b, h, w in SIZES])
+def test_dpt_depth_matches_eager_inference(dpt, size) -> None:
+    images = torch.randn(size[0], 3, *size[1:])
+    head = dpt.model.decode_head
+    with torch.no_grad():
+        expected = dpt.model.encode(images).clamp(head.min_depth, head.max_depth).numpy()
+    depth = _run_onnx(dpt.onnx_path, images)
+    assert depth.shape == (size[0], 1, *size[1:])
+    assert np.abs(depth - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert expected.std() > 1e-3  # the depth varies over the image
 
 
 def test_tool_reports_the_file_axes_and_check(segmentation) -> None:
