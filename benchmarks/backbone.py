@@ -1,9 +1,12 @@
-"""Forward speed of our ViT-S/14-reg4 against Hugging Face (sdpa) and timm on the same weights.
+"""Forward speed of our ViT-S (DINOv2 /14-reg4 or DINOv3 /16) against Hugging Face (sdpa) and timm.
 
-    python benchmarks/backbone.py [--quick] [--sizes 224 518] [--batches 1 8] [--json OUT]
+    python benchmarks/backbone.py [--family dinov2|dinov3] [--quick] [--sizes 224 518]
+        [--batches 1 8] [--json OUT]
 
 Runs on the CPU (the device is printed first). ``--quick`` is a smoke run of about a minute:
 224 px, batch 2, fp32, 2 samples per peer, unless --sizes / --batches / --dtypes say otherwise.
+``--family`` picks the models (``backbone_peers.FAMILIES``): dinov2 (default; sizes 224 518) or
+dinov3 (sizes 224 512).
 
 One process, one set of random weights copied into all three implementations (checked equal
 before timing). Per (size, batch, dtype) case the peers run interleaved A B C, C B A, ... under
@@ -23,8 +26,10 @@ Peers:
                 ``set_attention_core_dtype`` -- an explicit opt-in, never a default.
   ours-compile  ``torch.compile(ours)`` (--compile; compile time reported separately; compiled
                 graphs take the plain ops, the blocked path is eager-only).
-  hf-sdpa       transformers Dinov2WithRegistersModel, attn_implementation='sdpa'.
-  timm          vit_small_patch14_reg4_dinov2, dynamic_img_size=True.
+  hf-sdpa       transformers Dinov2WithRegistersModel (dinov3: DINOv3ViTModel),
+                attn_implementation='sdpa'.
+  timm          vit_small_patch14_reg4_dinov2 (dinov3: vit_small_patch16_dinov3_qkvb),
+                dynamic_img_size=True.
 """
 
 import argparse
@@ -43,23 +48,26 @@ from typing import Any
 import timm
 import torch
 import transformers
+from backbone_peers import EXTERNAL_PEERS, FAMILIES, build_models, patch_tokens
 from timing import timed
 from torch import Tensor, nn
-from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
-from dinoreg_dense.backbones import ARCHS, RegisterViT, count_flops
+from dinoreg_dense.backbones import ARCHS, count_flops
 from dinoreg_dense.backbones.attention import set_attention_core_dtype
 
-ARCH = "vits14_reg4"
-TIMM_NAME = "vit_small_patch14_reg4_dinov2"
-EXTERNAL_PEERS = ("hf-sdpa", "timm")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# Same weights, same fp32 arithmetic up to summation order: ~1e-6 on unit-scale normed tokens; a
+# misplaced tensor gives ~1.
+MAX_ABS_DIFF = 1e-4
 
 
 def parse_args() -> argparse.Namespace:
     """Command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", help="default: 224 518 (quick: 224)")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="dinov2")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="default: 224 518, dinov3 224 512 (quick: 224)"
+    )
     parser.add_argument("--batches", type=int, nargs="+", help="default: 1 8 (quick: 2)")
     parser.add_argument(
         "--dtypes", nargs="+", choices=sorted(DTYPES), help="default: fp32 bf16 (quick: fp32)"
@@ -82,7 +90,12 @@ def parse_args() -> argparse.Namespace:
     defaults = (
         dict(sizes=[224], batches=[2], dtypes=["fp32"], budget_min=1.0)
         if args.quick
-        else dict(sizes=[224, 518], batches=[1, 8], dtypes=["fp32", "bf16"], budget_min=9.0)
+        else dict(
+            sizes=list(FAMILIES[args.family].sizes),
+            batches=[1, 8],
+            dtypes=["fp32", "bf16"],
+            budget_min=9.0,
+        )
     )
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -92,97 +105,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-# ---------------------------------------------------------------------------- models
-def timm_to_ours(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """timm ``vit_*_reg4_dinov2`` keys -> RegisterViT keys.
-
-    timm keeps no cls row in ``pos_embed`` (its cls token carries its position already), so a
-    zero row is prepended; ``reg_token`` is our ``register_tokens``; the patch conv drops ``proj``.
-    """
-    out = {}
-    for key, value in state_dict.items():
-        if key == "reg_token":
-            out["register_tokens"] = value
-        elif key == "pos_embed":
-            out[key] = torch.cat([torch.zeros_like(value[:, :1]), value], dim=1)
-        elif key.startswith("patch_embed.proj."):
-            out[key.replace("patch_embed.proj.", "patch_embed.")] = value
-        else:
-            out[key] = value
-    return out
-
-
-def ours_to_hf(ours: dict[str, Tensor], depth: int, mask_token: Tensor) -> dict[str, Tensor]:
-    """RegisterViT keys -> transformers ``Dinov2WithRegistersModel`` keys (q / k / v split)."""
-    out = {
-        "embeddings.cls_token": ours["cls_token"],
-        "embeddings.mask_token": mask_token,
-        "embeddings.register_tokens": ours["register_tokens"],
-        "embeddings.position_embeddings": ours["pos_embed"],
-        "embeddings.patch_embeddings.projection.weight": ours["patch_embed.weight"],
-        "embeddings.patch_embeddings.projection.bias": ours["patch_embed.bias"],
-        "layernorm.weight": ours["norm.weight"],
-        "layernorm.bias": ours["norm.bias"],
-    }
-    renames = {"attn.proj": "attention.o_proj", "norm1": "norm1", "norm2": "norm2"}
-    renames |= {"mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
-    for i in range(depth):
-        src, dst = f"blocks.{i}.", f"encoder.layer.{i}."
-        for part in ("weight", "bias"):
-            for name, tensor in zip("qkv", ours[f"{src}attn.qkv.{part}"].chunk(3), strict=True):
-                out[f"{dst}attention.{name}_proj.{part}"] = tensor
-            for ours_name, hf_name in renames.items():
-                out[f"{dst}{hf_name}.{part}"] = ours[f"{src}{ours_name}.{part}"]
-        out[f"{dst}layer_scale1.lambda1"] = ours[f"{src}ls1.gamma"]
-        out[f"{dst}layer_scale2.lambda1"] = ours[f"{src}ls2.gamma"]
-    return out
-
-
-def build_models(seed: int) -> dict[str, nn.Module]:
-    """ours, hf-sdpa and timm in eval mode with one set of random weights.
-
-    LayerScale starts at 1e-5, which would make every block nearly the identity and the equality
-    check blind; gammas and prefix tokens are therefore re-drawn at realistic magnitudes.
-    """
-    torch.manual_seed(seed)
-    timm_model = timm.create_model(TIMM_NAME, pretrained=False, dynamic_img_size=True)
-    with torch.no_grad():
-        for name, param in timm_model.named_parameters():
-            if name.endswith(".gamma"):
-                param.uniform_(0.05, 0.5)
-            elif name in ("cls_token", "reg_token"):
-                param.normal_(0.0, 0.02)
-    arch = ARCHS[ARCH]
-    ours = RegisterViT(ARCH)
-    ours.load_state_dict(timm_to_ours(timm_model.state_dict()))
-    config = Dinov2WithRegistersConfig(
-        hidden_size=arch.embed_dim,
-        num_hidden_layers=arch.depth,
-        num_attention_heads=arch.num_heads,
-        mlp_ratio=int(arch.mlp_ratio),
-        num_register_tokens=arch.num_register_tokens,
-        image_size=arch.pos_embed_grid[0] * arch.patch_size,
-        patch_size=arch.patch_size,
-        layer_norm_eps=arch.norm_eps,
-        attn_implementation="sdpa",
-    )
-    hf = Dinov2WithRegistersModel(config)
-    if hf.config._attn_implementation != "sdpa":
-        raise RuntimeError(f"HF model uses {hf.config._attn_implementation!r}, not 'sdpa'")
-    mask_token = hf.state_dict()["embeddings.mask_token"]
-    hf.load_state_dict(ours_to_hf(ours.state_dict(), arch.depth, mask_token))
-    return {"ours": ours.eval(), "hf-sdpa": hf.eval(), "timm": timm_model.eval()}
-
-
-def patch_tokens(name: str, model: nn.Module, x: Tensor) -> Tensor:
-    """Final-norm patch tokens (B, N, C) of any peer; the forward that is timed."""
-    if name == "hf-sdpa":
-        return model(pixel_values=x).last_hidden_state[:, 1 + ARCHS[ARCH].num_register_tokens :]
-    if name == "timm":
-        return model.forward_features(x)[:, model.num_prefix_tokens :]
-    return model.forward_features(x)["x_norm_patchtokens"]
-
-
+# ---------------------------------------------------------------------------- numerics
 def check_numerics(models: dict[str, nn.Module], sizes: list[int]) -> dict[str, float]:
     """Max abs differences on one float32 image (batch 2 so the blocked path groups images)."""
     plain = copy.deepcopy(models["ours"])
@@ -336,7 +259,7 @@ def run_case(
         peers["ours-compile"]()
         compile_s = time.perf_counter() - start
     stats = run_rotation(peers, images, args.reps, args.max_foreign, deadline)
-    flop = count_flops(ARCHS[ARCH], size, size) / 1e9
+    flop = count_flops(ARCHS[FAMILIES[args.family].arch], size, size) / 1e9
     peak_ms = stats.pop(matmul_name).summary()["min_ms"]
     rotation_peak = matmul_peer(DTYPES[label])[1] / (peak_ms / 1e3)
     peak = max(rotation_peak, startup_peak)
@@ -439,12 +362,14 @@ def main() -> None:
     logging.getLogger("dinoreg_dense").setLevel(logging.ERROR)  # random weights on purpose
     start = time.perf_counter()
     print(f"device cpu: {cpu_name()}; threads {torch.get_num_threads()}, CPUs {os.cpu_count()}")
+    family = FAMILIES[args.family]
+    print(f"family {args.family}: ours {family.arch}, timm {family.timm_name}")
     print(
         "peers: ours = blocked path on (blocked_inference=None is on for CPU tensors), "
         "ours-plain = off" + ("" if args.baseline else " (not timed: --no-baseline)"),
         flush=True,
     )
-    models = build_models(args.seed)
+    models = build_models(family, args.seed)
     print(f"built models ({time.perf_counter() - start:.0f} s)", flush=True)
     numerics = check_numerics(models, args.sizes)
     models["ours-plain"] = copy.deepcopy(models["ours"])
@@ -460,16 +385,19 @@ def main() -> None:
     print("numerics (max abs diff, fp32 patch tokens):")
     for key, value in numerics.items():
         print(f"  {key}: {value:.2e}")
+    unequal = [key for key, value in numerics.items() if "(info)" not in key]
+    unequal = [key for key in unequal if not numerics[key] <= MAX_ABS_DIFF]
+    if unequal:
+        raise SystemExit(f"peers differ by more than {MAX_ABS_DIFF:g}: {', '.join(unequal)}")
     peak_sizes = (2048,) if args.quick else (2048, 4096)
     peaks = machine_peaks(args.max_foreign, 2 if args.quick else 4, args.dtypes, peak_sizes)
     print("matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
 
     todo = [(s, b, d) for d in args.dtypes for s in args.sizes for b in args.batches]
     # Time shares follow the work per sample, plus a floor for the quiet-waits every case pays.
-    floor = count_flops(ARCHS[ARCH], 518, 518)
-    weights = [
-        floor + count_flops(ARCHS[ARCH], s, s) * b * (2 if d == "bf16" else 1) for s, b, d in todo
-    ]
+    arch = ARCHS[family.arch]
+    floor = count_flops(arch, max(family.sizes), max(family.sizes))
+    weights = [floor + count_flops(arch, s, s) * b * (2 if d == "bf16" else 1) for s, b, d in todo]
     budget_end = start + 60 * args.budget_min
     cases = []
     for index, (size, batch, label) in enumerate(todo):
