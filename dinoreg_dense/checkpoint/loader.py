@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
@@ -29,7 +28,7 @@ from .infer import describe_arch, describe_state, infer_arch, suggest_arch
 from .native import arch_from_metadata, is_native
 from .official import convert_official, is_chunked
 from .reading import CheckpointFile, check_exists, read_checkpoint, read_header
-from .timm_vit import convert_timm, is_timm_dinov3
+from .timm_vit import convert_timm, fit_cls_pos_row, is_timm_dinov3
 
 # The patch embedding's name in each key layout; its prefix in a file is the backbone's prefix
 # ('teacher.backbone.', 'module.', 'dinov2.' ...).
@@ -176,30 +175,6 @@ class PretrainedFile:
         return state
 
 
-def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Tensor]:
-    """Give ``pos_embed`` the cls row ``arch`` expects, without changing any output.
-
-    A file without a cls position row (timm register models) gets a zero row; a model without
-    one gets the file's row added into ``cls_token``. Both are exact: the cls token only ever
-    enters the network as ``cls_token + pos_embed[:, 0]``.
-
-    Args:
-        state: converted tensors, ``pos_embed`` (1, G or 1 + G, C), ``cls_token`` (1, 1, C).
-        arch: the target architecture (G = its position grid's size).
-    """
-    state = dict(state)
-    if not arch.class_token or "pos_embed" not in state or "cls_token" not in state:
-        return state
-    pos = state["pos_embed"]
-    grid = arch.pos_embed_grid[0] * arch.pos_embed_grid[1]
-    if arch.pos_embed_includes_cls and pos.shape[1] == grid:
-        state["pos_embed"] = torch.cat([pos.new_zeros(1, 1, pos.shape[2]), pos], dim=1)
-    elif not arch.pos_embed_includes_cls and pos.shape[1] == grid + 1:
-        state["cls_token"] = state["cls_token"] + pos[:, :1]
-        state["pos_embed"] = pos[:, 1:]
-    return state
-
-
 def _load(path: Path) -> _Loaded:
     file = read_checkpoint(path)
     prefix, state = _backbone_tensors(file)
@@ -293,12 +268,17 @@ def _file_arch(loaded: _Loaded) -> ViTArch:
         ) from error
 
 
-def _arch_recorded(loaded: _Loaded) -> bool:
-    """Whether the file gives its whole architecture (``arch=None`` rebuilds it exactly), not
-    only what shapes tell (DINOv2 / DINO / timm ViT head counts are the presets' for the width).
-    """
+def _arch_from_file(loaded: _Loaded) -> bool:
+    """Whether ``arch=None`` rebuilds the file's own model: its format records the architecture,
+    or (timm DINOv3) its shapes plus DINOv3's fixed settings give it for the released widths."""
     kinds = ("native", "birder", "official_dinov3", "timm_dinov3")
     return loaded.kind in kinds or loaded.file.hf_config is not None
+
+
+def _records_head_count(loaded: _Loaded) -> bool:
+    """Whether the file itself records what shapes cannot show (head count, RoPE, key bias):
+    our metadata, an HF config.json, the official DINOv3 periods."""
+    return loaded.kind in ("native", "official_dinov3") or loaded.file.hf_config is not None
 
 
 def _inference_defaults(loaded: _Loaded) -> dict[str, Any]:
@@ -353,7 +333,7 @@ def _mismatch_message(loaded: _Loaded, model_arch: ViTArch, problems: dict[str, 
         )
         return "\n".join(lines)
     fix = f"set {suggest_arch(file_arch)}"
-    if _arch_recorded(loaded):
+    if _arch_from_file(loaded):
         fix = "set model.backbone.arch=None to take the architecture from the file, or " + fix
     lines.append(
         f"The file looks like {describe_arch(file_arch)} but the config builds "
@@ -371,7 +351,7 @@ def _check_recorded_fields(loaded: _Loaded, model_arch: ViTArch) -> None:
     official DINOv3 periods) disagrees with ``model_arch`` on a setting the shapes cannot show:
     the weights would load and compute something else. Also reads (and so validates) the
     official DINOv3 periods whatever ``model_arch`` is."""
-    if not (_arch_recorded(loaded) and loaded.kind != "timm_dinov3"):
+    if not _records_head_count(loaded):
         return
     source = _file_arch(loaded)
     differences = [

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from ..arch import ViTArch
+
 _MLP = re.compile(r"^(blocks\.\d+\.mlp\.)(fc1|fc2)\.(weight|bias)$")
 _DROPPED_PREFIXES = ("head.", "fc_norm.", "head_drop.")
 # Eva (timm's DINOv3) names -> ours; q / v biases and the SwiGLU halves are fused separately.
@@ -99,3 +101,27 @@ def _is_packed_swiglu(state: Mapping[str, Tensor], block_mlp: str) -> bool:
     # A GELU MLP maps C -> H -> C; timm's packed SwiGLU maps C -> 2H (gate, value) -> C.
     fc1, fc2 = state.get(block_mlp + "fc1.weight"), state.get(block_mlp + "fc2.weight")
     return fc1 is not None and fc2 is not None and fc1.shape[0] == 2 * fc2.shape[1]
+
+
+def fit_cls_pos_row(state: Mapping[str, Tensor], arch: ViTArch) -> dict[str, Tensor]:
+    """Give ``pos_embed`` the cls row ``arch`` expects, without changing any output.
+
+    A file without a cls position row (timm register models) gets a zero row; a model without
+    one gets the file's row added into ``cls_token``. Both are exact: the cls token only ever
+    enters the network as ``cls_token + pos_embed[:, 0]``.
+
+    Args:
+        state: converted tensors, ``pos_embed`` (1, G or 1 + G, C), ``cls_token`` (1, 1, C).
+        arch: the target architecture (G = its position grid's size).
+    """
+    state = dict(state)
+    if not arch.class_token or "pos_embed" not in state or "cls_token" not in state:
+        return state
+    pos = state["pos_embed"]
+    grid = arch.pos_embed_grid[0] * arch.pos_embed_grid[1]
+    if arch.pos_embed_includes_cls and pos.shape[1] == grid:
+        state["pos_embed"] = torch.cat([pos.new_zeros(1, 1, pos.shape[2]), pos], dim=1)
+    elif not arch.pos_embed_includes_cls and pos.shape[1] == grid + 1:
+        state["cls_token"] = state["cls_token"] + pos[:, :1]
+        state["pos_embed"] = pos[:, 1:]
+    return state
