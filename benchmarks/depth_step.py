@@ -28,7 +28,6 @@ time.
 
 import argparse
 import logging
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from timing import Samples, device_name, interleave
+from timing import LOAD_HEADER, Samples, device_name, interleave, load_columns, profile
 
 from dinoreg_dense.heads.depth_bins import classify_then_upsample_is_faster
 from dinoreg_dense.registry import MODELS
@@ -171,31 +170,17 @@ def report(results: dict[str, Samples], batch: int, max_foreign: float) -> None:
     forward = results["forward"]
     print(
         f"{'peer':14s} {'ms/img min':>10s} {'median':>8s} {'/ fwd min':>9s} {'median':>7s}"
-        f" {'load max':>8s} {'median':>6s} quiet"
+        f" {LOAD_HEADER}"
     )
     for name, r in results.items():
-        quiet = sum(f <= max_foreign for f in r.foreign)
         print(
             f"{name:14s} {r.min / batch * 1e3:10.1f} {r.median / batch * 1e3:8.1f}"
             f" {r.min / forward.min:9.2f} {r.median / forward.median:7.2f}"
-            f" {r.max_foreign:8.0%} {statistics.median(r.foreign):6.0%} {quiet}/{len(r.foreign)}"
+            f" {load_columns(r, max_foreign)}"
         )
     ratio = results["lin1-frozen"].min / forward.min
     verdict = "met" if ratio <= TARGET else "MISSED"
     print(f"lin1-frozen / forward {ratio:.2f} by min (target <= {TARGET}: {verdict})")
-
-
-def profile(peer: Callable[[], None], device: torch.device, steps: int = 3) -> None:
-    """torch.profiler over ``steps`` calls of ``peer``: operators by self time."""
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    peer()
-    with torch.profiler.profile(activities=activities) as prof:
-        for _ in range(steps):
-            peer()
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=sort, row_limit=25))
 
 
 def main() -> None:

@@ -29,13 +29,12 @@ medians).
 
 import argparse
 import logging
-import statistics
 from collections.abc import Callable
 
 import numpy as np
 import scipy.ndimage
 import torch
-from timing import Samples, device_name, interleave
+from timing import LOAD_HEADER, Samples, device_name, interleave, load_columns
 
 from dinoreg_dense.backbones import RegisterViT
 from dinoreg_dense.discovery import discovery_features, lost, lost_batch
@@ -129,13 +128,11 @@ def timed_rounds(
 
 def report(results: dict[str, Samples], per_call: int, max_foreign: float) -> None:
     """ms per image per peer, min and median, with the load on the machine."""
-    header = f"{'peer':10s} {'ms/img min':>10s} {'median':>8s} {'load max':>8s} {'median':>6s}"
-    print(f"  {header} quiet")
+    print(f"  {'peer':10s} {'ms/img min':>10s} {'median':>8s} {LOAD_HEADER}")
     for name, r in results.items():
-        quiet = sum(f <= max_foreign for f in r.foreign)
         print(
             f"  {name:10s} {r.min / per_call * 1e3:10.2f} {r.median / per_call * 1e3:8.2f}"
-            f" {r.max_foreign:8.0%} {statistics.median(r.foreign):6.0%} {quiet}/{len(r.foreign)}"
+            f" {load_columns(r, max_foreign)}"
         )
 
 

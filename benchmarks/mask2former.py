@@ -46,7 +46,6 @@ instead. ``--no-memory`` skips it.
 import argparse
 import json
 import math
-import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -54,7 +53,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from timing import Samples, device_name, interleave
+from timing import LOAD_HEADER, Samples, device_name, interleave, load_columns, profile
 from torch import Tensor, nn
 
 SCRIPT = Path(__file__).resolve()
@@ -243,12 +242,11 @@ def build_peers(
 
 def report(results: dict[str, Samples], batch: int, max_foreign: float) -> None:
     """ms/img per peer, ours / hf of minima and medians per part, load and quiet samples."""
-    print(f"{'peer':17s} {'ms/img min':>10s} {'median':>8s} {'load max':>8s} {'median':>6s} quiet")
+    print(f"{'peer':17s} {'ms/img min':>10s} {'median':>8s} {LOAD_HEADER}")
     for name, r in results.items():
-        quiet = sum(f <= max_foreign for f in r.foreign)
         print(
             f"{name:17s} {r.min / batch * 1e3:10.1f} {r.median / batch * 1e3:8.1f}"
-            f" {r.max_foreign:8.0%} {statistics.median(r.foreign):6.0%} {quiet}/{len(r.foreign)}"
+            f" {load_columns(r, max_foreign)}"
         )
     for part in ("", "-pixel", "-transformer"):
         if f"ours{part}" in results:
@@ -338,19 +336,6 @@ def measure_memory(args: argparse.Namespace) -> None:
             )
         if extra.get(("hf", mode), 0) > 0 and ("ours", mode) in extra:
             print(f"  ours / hf {mode}: {extra['ours', mode] / extra['hf', mode]:.2f}")
-
-
-def profile(peer: Callable[[], None], device: torch.device, steps: int = 3) -> None:
-    """torch.profiler over ``steps`` calls of ``peer``: operators by self time."""
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    peer()
-    with torch.profiler.profile(activities=activities) as prof:
-        for _ in range(steps):
-            peer()
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=sort, row_limit=25))
 
 
 def main(argv: list[str] | None = None) -> None:

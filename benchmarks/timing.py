@@ -74,6 +74,31 @@ def interleave(
     return results
 
 
+LOAD_HEADER = f"{'load max':>8s} {'median':>6s} quiet"
+
+
+def load_columns(samples: Samples, max_foreign: float) -> str:
+    """The columns under ``LOAD_HEADER``: the largest and the median foreign load of the samples,
+    and how many of them stayed at or under ``max_foreign`` (quiet)."""
+    quiet = sum(f <= max_foreign for f in samples.foreign)
+    median = statistics.median(samples.foreign)
+    return f"{samples.max_foreign:8.0%} {median:6.0%} {quiet}/{len(samples.foreign)}"
+
+
+def profile(peer: Callable[[], object], device: torch.device, steps: int = 3) -> None:
+    """torch.profiler over ``steps`` calls of ``peer`` (after one warm-up call): prints the 25
+    operators with the most self time (CUDA time on a GPU, CPU time otherwise)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    peer()
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            peer()
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=25))
+
+
 def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model with its AVX-512 / AMX flags (from /proc/cpuinfo) and the
     torch thread count."""

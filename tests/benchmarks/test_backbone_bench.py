@@ -2,17 +2,13 @@
 model families before anything is timed (small images; the timing itself is not run)."""
 
 import runpy
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
-
 
 @pytest.mark.parametrize("family, size", [("dinov2", 56), ("dinov3", 64)])
-def test_backbone_benchmark_peers_agree(monkeypatch, family, size):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # its `timing` and `backbone_peers` modules
-    script = runpy.run_path(str(BENCHMARKS / "backbone.py"))  # not as __main__: nothing runs
+def test_backbone_benchmark_peers_agree(benchmarks_dir, family, size):
+    script = runpy.run_path(str(benchmarks_dir / "backbone.py"))  # not as __main__: nothing runs
     models = script["build_models"](script["FAMILIES"][family], seed=0)
     numerics = script["check_numerics"](models, [size])
     assert set(numerics) == {

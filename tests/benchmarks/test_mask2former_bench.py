@@ -1,26 +1,17 @@
 """benchmarks/mask2former.py still runs: a smoke run at a tiny size (the numbers mean nothing)."""
 
+import functools
 import json
-import runpy
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "mask2former.py"
 TINY = ["--tiny", "--size", "56", "--repeats", "1", "--threads", "1"]
 
 
 @pytest.fixture
-def script(monkeypatch):
+def script(run_benchmark):
     pytest.importorskip("transformers.models.mask2former.modeling_mask2former")
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # its `timing` module
-
-    def run(*args: str) -> None:
-        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
-        runpy.run_path(str(SCRIPT), run_name="__main__")  # in-process: no second torch import
-
-    return run
+    return functools.partial(run_benchmark, "mask2former.py")
 
 
 def test_timing_runs_both_peers_and_their_parts(script, capsys):
