@@ -25,43 +25,11 @@ model = dict(
         type="Mask2FormerHead",
         in_channels=None,  # the backbone's width
         num_classes=150,
-        neck=dict(
-            type="SimpleFeaturePyramid",
-            out_channels=256,
-            scale_factors=(4.0, 2.0, 1.0, 0.5),
-            in_index=(0, 1, 2, 3),
-        ),
-        pixel_decoder=dict(
-            type="MSDeformAttnPixelDecoder",
-            conv_dim=256,
-            mask_dim=256,
-            num_encoder_layers=6,
-            num_heads=8,
-            num_points=4,
-            dim_feedforward=1024,
-            dropout=0.0,
-            num_deform_levels=3,
-        ),
-        transformer_decoder=dict(
-            type="MaskedAttentionDecoder",
-            hidden_dim=256,
-            num_queries=100,
-            num_heads=8,
-            dim_feedforward=2048,
-            num_layers=9,
-            pre_norm=False,
-            enforce_input_projection=False,
-        ),
-        criterion=dict(
-            class_weight=2.0,
-            mask_weight=5.0,
-            dice_weight=5.0,
-            no_object_weight=0.1,
-            num_points=12544,
-            oversample_ratio=3.0,
-            importance_sample_ratio=0.75,
-            deep_supervision=True,
-        ),
+        # Unset keys of these and the criterion take Mask2Former's values, Mask2FormerHead's
+        # defaults (dinoreg_dense/heads/mask2former/head.py); the neck reads all four blocks.
+        neck=dict(type="SimpleFeaturePyramid", in_index=(0, 1, 2, 3)),
+        pixel_decoder=dict(type="MSDeformAttnPixelDecoder"),
+        transformer_decoder=dict(type="MaskedAttentionDecoder"),
     ),
     test_cfg=dict(mode="whole"),
 )
