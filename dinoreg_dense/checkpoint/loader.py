@@ -90,6 +90,7 @@ class _Loaded:
     options: dict[str, Any]
     # What conversion drops but the architecture needs (official DINOv3: periods, key mask).
     arch_hints: dict[str, Any] = field(default_factory=dict)
+    arch: ViTArch | None = None  # set by _file_arch on first use
 
 
 def detect_format(path: str | Path) -> str:
@@ -243,7 +244,14 @@ def _detect(state: Mapping[str, Tensor], metadata: Mapping[str, str]) -> str:
 
 
 def _file_arch(loaded: _Loaded) -> ViTArch:
-    """Architecture of a loaded file; CheckpointError when it cannot be determined."""
+    """Architecture of a loaded file, read once (building a model from a file asks for it, then
+    checks and notes against it); CheckpointError when it cannot be determined."""
+    if loaded.arch is None:
+        loaded.arch = _read_file_arch(loaded)
+    return loaded.arch
+
+
+def _read_file_arch(loaded: _Loaded) -> ViTArch:
     file = loaded.file
     try:
         if loaded.kind == "native":
