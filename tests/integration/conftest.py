@@ -3,6 +3,9 @@
 from pathlib import Path
 
 import pytest
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import OptimWrapper
+from torch.optim import AdamW
 
 from dinoreg_dense.datasets import make_toy_ade20k
 
@@ -57,3 +60,22 @@ def write_config(
         )
     )
     return path
+
+
+def shrink_mask2former(model_cfg) -> None:
+    """The toy Mask2Former configs cut to what overfits a few 64 px images in seconds: a 2-block
+    64-wide backbone and 32-channel neck, pixel decoder (one encoder layer) and decoder."""
+    model_cfg.backbone.update(embed_dim=64, depth=2, num_heads=2, pos_embed_grid=8)
+    head = model_cfg.decode_head
+    head.neck.update(out_channels=32)
+    head.pixel_decoder.update(conv_dim=32, mask_dim=32, num_encoder_layers=1, dim_feedforward=64)
+    head.transformer_decoder.update(hidden_dim=32, num_queries=8, dim_feedforward=64)
+    head.criterion.update(num_points=512)
+
+
+def train_steps(model, items: list, steps: int) -> None:
+    """``steps`` AdamW steps (lr 3e-3, no weight decay) on one batch of all ``items``."""
+    wrapper = OptimWrapper(AdamW(model.parameters(), lr=3e-3, weight_decay=0.0, foreach=True))
+    model.train()
+    for _ in range(steps):
+        model.train_step(pseudo_collate(items), wrapper)

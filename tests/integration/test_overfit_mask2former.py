@@ -7,12 +7,11 @@ import io
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.optim import OptimWrapper
 
 from dinoreg_dense.datasets.toy_instances import make_toy_coco_instances
 from dinoreg_dense.registry import DATASETS, METRICS, MODELS
 
-from .conftest import REPO
+from .conftest import REPO, shrink_mask2former, train_steps
 
 
 def segm_ap(model, items, metric) -> float:
@@ -31,21 +30,12 @@ def test_a_small_mask2former_overfits_four_toy_images(tmp_path):
     items = [dataset[i] for i in range(len(dataset))]
     assert len(items) == 3  # the fourth image holds only a crowd
     model_cfg = cfg.model
-    model_cfg.backbone.update(embed_dim=64, depth=2, num_heads=2, pos_embed_grid=8)
-    head = model_cfg.decode_head
-    head.neck.update(out_channels=32)
-    head.pixel_decoder.update(conv_dim=32, mask_dim=32, num_encoder_layers=1, dim_feedforward=64)
-    head.transformer_decoder.update(hidden_dim=32, num_queries=8, dim_feedforward=64)
-    head.criterion.update(num_points=512)
+    shrink_mask2former(model_cfg)
     model = MODELS.build(model_cfg)
     metric = METRICS.build(dict(type="COCOInstanceMetric", iou_types=["segm"]))
     metric.dataset_meta = dataset.metainfo
 
     before = segm_ap(model, items, metric)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0, foreach=True)
-    wrapper = OptimWrapper(optimizer)
-    model.train()
-    for _ in range(150):
-        model.train_step(pseudo_collate(items), wrapper)
+    train_steps(model, items, 150)
     after = segm_ap(model, items, metric)
     assert before < 0.1 and after > max(0.5, before + 0.45), (before, after)
